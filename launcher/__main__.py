@@ -1,0 +1,40 @@
+"""python -m launcher [overrides]: train, evaluate and save one model (or -m for a sweep)."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from launcher.errors import LauncherError
+
+log = logging.getLogger("launcher")
+
+
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from launcher.train import train
+
+    try:
+        return train(cfg)
+    except LauncherError as exc:
+        log.error("error: %s", exc)
+        if _multirun():
+            # One bad combination in a grid (say sklearn x cnn) must not end the sweep:
+            # the job is recorded as failed and the sweep goes on.
+            return float("nan")
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

@@ -1,0 +1,165 @@
+"""Safe model artifacts: atomic writes, metadata, checksums verified on load.
+
+A model directory holds what the framework adapter wrote (skops, safetensors, .keras, ...),
+`preprocessing.json` (the fitted feature pipeline and target encoding) and `metadata.json`
+(framework, library versions, resolved config, feature schema, metrics, git commit and a
+sha256 of every other file). It is written to a temporary sibling and renamed into place only
+when complete, so an interrupted run never leaves a directory that looks like a model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from launcher.errors import ArtifactError
+
+METADATA = "metadata.json"
+FORMAT_VERSION = 1
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file in the same directory, fsync, rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=_jsonable)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def versions(*packages: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("launcher", "numpy", "pandas", *packages):
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit(directory: Path) -> str | None:
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def save_model(adapter, model, directory: Path, files: dict[str, Any] | None = None,
+               metadata: dict[str, Any] | None = None) -> Path:
+    """Save `model` through its adapter into `directory`, atomically, with metadata.
+
+    `files` are extra JSON documents saved beside the model (e.g. preprocessing.json);
+    `metadata` is merged into metadata.json."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.partial-"))
+    try:
+        adapter.save(model, tmp)
+        for name, content in (files or {}).items():
+            write_json(tmp / name, content)
+        files = {p.relative_to(tmp).as_posix(): sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "framework": adapter.name,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(*adapter_packages(adapter)),
+            **(metadata or {}),
+            "checksums": files,
+        }
+        write_json(tmp / METADATA, meta)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a model dir is as readable as any
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def adapter_packages(adapter) -> tuple[str, ...]:
+    return tuple(getattr(adapter, "packages", ()) or (adapter.library,))
+
+
+def read_metadata(directory: Path) -> dict[str, Any]:
+    """Metadata of a model directory, after verifying every checksum it lists."""
+    directory = Path(directory)
+    meta_path = directory / METADATA
+    if not meta_path.is_file():
+        raise ArtifactError(f"{directory} holds no saved model ({METADATA} is missing); "
+                            "point at a completed run directory or its model/ folder")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{meta_path} is corrupted ({exc}); re-run the training") from None
+    checksums = meta.get("checksums")
+    if not isinstance(checksums, dict) or not checksums:
+        raise ArtifactError(f"{meta_path} lists no checksums; the artifact cannot be verified")
+    root = directory.resolve()
+    for name, digest in checksums.items():
+        path = (directory / name).resolve()
+        if root not in path.parents:  # a path in the metadata must stay inside the model dir
+            raise ArtifactError(f"{meta_path} names a file outside the model directory: {name!r}")
+        if not path.is_file():
+            raise ArtifactError(f"model file {name} is missing from {directory}; the artifact is incomplete")
+        if sha256(path) != digest:
+            raise ArtifactError(f"model file {name} in {directory} does not match its checksum: "
+                                "it was modified or corrupted; re-run the training")
+    return meta
+
+
+def model_dir(run: Path) -> Path:
+    """Accept a run directory or its model/ folder."""
+    run = Path(run)
+    return run if (run / METADATA).is_file() else run / "model"
+
+
+def load_model(directory: Path, adapter=None):
+    """(model, metadata) from a verified model directory."""
+    directory = model_dir(directory)
+    meta = read_metadata(directory)
+    if adapter is None:
+        from launcher.frameworks.manager import FrameworkManager
+
+        adapter = FrameworkManager().get_framework(meta["framework"])
+    return adapter.load(directory), meta

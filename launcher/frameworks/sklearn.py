@@ -1,0 +1,210 @@
+"""scikit-learn adapter: any scikit-learn-compatible estimator, and sklearn's own MLP.
+
+Estimators come from the model config's `estimator._target_` (or the per-task default in
+`targets`); the portable `model=mlp` becomes MLPClassifier/MLPRegressor with the same hidden
+sizes. Models are saved with skops and loaded with an explicit trust list, so no pickle runs
+on the load path.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from launcher.errors import ArtifactError, ConfigError
+from launcher.frameworks.base import Adapter, DataSchema, History, Splits
+
+log = logging.getLogger(__name__)
+
+# Module prefixes whose types skops may rebuild on load. A class outside them (a user's
+# own estimator) is refused on load with a message naming it.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+MLP_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
+
+
+@dataclass
+class SklearnModel:
+    estimator: Any
+    schema: DataSchema
+
+
+def estimator_class(spec: dict[str, Any], task: str) -> str | None:
+    """The class path a model config uses for `task`, or None if it has none."""
+    explicit = (spec.get("estimator") or {}).get("_target_")
+    return explicit or (spec.get("targets") or {}).get(task)
+
+
+def model_tasks(spec: dict[str, Any]) -> tuple[str, ...]:
+    """Tasks a model config can do in scikit-learn."""
+    if spec.get("type") == "mlp":
+        return ("classification", "regression")
+    if (spec.get("estimator") or {}).get("_target_"):
+        return ("classification", "regression", "clustering")  # the user named the class
+    return tuple(spec.get("targets") or ())
+
+
+class SklearnAdapter(Adapter):
+    name = "sklearn"
+    library = "sklearn"
+    packages = ("scikit-learn", "skops")
+    model_types = frozenset({"estimator", "mlp"})
+    tasks = frozenset({"classification", "regression", "clustering"})
+
+    def __init__(self, enabled: bool = True, device: Any = None, n_jobs: int | None = 1, **settings: Any):
+        super().__init__(enabled=enabled, device=device, **settings)
+        self.n_jobs = n_jobs
+        if self.device.get("name") not in (None, "auto", "cpu"):
+            log.debug("scikit-learn runs on the CPU; device=%s is ignored", self.device.get("name"))
+
+    def health_check_spec(self) -> dict[str, Any]:
+        return {"name": "logistic_regression", "type": "estimator",
+                "targets": {"classification": "sklearn.linear_model.LogisticRegression"},
+                "estimator": {"_target_": None}}
+
+    # -- build -------------------------------------------------------------------------------
+    def build(self, spec: dict[str, Any], schema: DataSchema) -> SklearnModel:
+        if spec.get("type") == "mlp":
+            return SklearnModel(self._build_mlp(spec, schema), schema)
+        target = estimator_class(spec, schema.task)
+        if not target:
+            raise ConfigError(f"model={spec.get('name')} has no scikit-learn estimator for {schema.task}; "
+                              f"it supports: {', '.join(model_tasks(spec)) or 'nothing'}")
+        cls = _import(target)
+        params = {k: v for k, v in (spec.get("estimator") or {}).items() if k != "_target_"}
+        accepted = set(inspect.signature(cls).parameters)
+        dropped = sorted(k for k in params if k not in accepted)
+        if dropped:
+            log.debug("%s does not take %s; ignored", cls.__name__, ", ".join(dropped))
+        params = {k: v for k, v in params.items() if k in accepted}
+        if "n_jobs" in accepted and "n_jobs" not in params and self.n_jobs is not None:
+            params["n_jobs"] = self.n_jobs
+        if "n_clusters" in accepted and params.get("n_clusters") is None:
+            params["n_clusters"] = schema.n_classes or 8
+        return SklearnModel(cls(**params), schema)
+
+    @staticmethod
+    def _build_mlp(spec: dict[str, Any], schema: DataSchema):
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        from launcher.architectures import parse_spec
+
+        mlp = parse_spec(spec)
+        if mlp.activation not in MLP_ACTIVATIONS:
+            raise ConfigError(f"model.activation={mlp.activation!r} is not available in scikit-learn's MLP; "
+                              f"expected one of: {', '.join(MLP_ACTIVATIONS)}")
+        cls = MLPClassifier if schema.task == "classification" else MLPRegressor
+        return cls(hidden_layer_sizes=tuple(mlp.hidden_sizes), activation=MLP_ACTIVATIONS[mlp.activation])
+
+    # -- fit / predict -----------------------------------------------------------------------
+    def fit(self, model: SklearnModel, data: Splits, trainer: dict[str, Any], *, workdir=None,
+            report=None) -> History:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        est = model.estimator
+        params = est.get_params()
+        if "random_state" in params and params["random_state"] is None:
+            est.set_params(random_state=int(trainer.get("seed", 0)))
+        if isinstance(est, (MLPClassifier, MLPRegressor)):  # the trainer group drives sklearn's MLP too
+            stopping = trainer.get("early_stopping") or {}
+            est.set_params(max_iter=int(trainer.get("max_epochs", 200)),
+                           batch_size=min(int(trainer.get("batch_size", 200)), len(data.X_train)),
+                           learning_rate_init=float(trainer.get("lr", 1e-3)),
+                           alpha=float(trainer.get("weight_decay") or 1e-4),
+                           solver="sgd" if trainer.get("optimizer") == "sgd" else "adam",
+                           early_stopping=bool(stopping.get("enabled", False)),
+                           n_iter_no_change=int(stopping.get("patience", 10)))
+        y = data.y_train if model.schema.task != "clustering" else None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            est.fit(data.X_train, y) if y is not None else est.fit(data.X_train)
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                log.warning("%s did not converge; raise its iteration limit (trainer.max_epochs "
+                            "for mlp, model.estimator.max_iter otherwise)", type(est).__name__)
+                break
+        epochs = [{"epoch": i + 1, "train_loss": float(v)} for i, v in enumerate(getattr(est, "loss_curve_", []))]
+        return History(epochs=epochs, device="cpu")
+
+    def predict(self, model: SklearnModel, X: np.ndarray) -> np.ndarray:
+        est, schema = model.estimator, model.schema
+        if schema.task == "classification":
+            if hasattr(est, "predict_proba"):
+                proba = est.predict_proba(X)
+                full = np.zeros((len(X), schema.n_classes), dtype=np.float64)
+                full[:, np.asarray(est.classes_, dtype=int)] = proba  # classes absent from train get 0
+                return full
+            return np.eye(schema.n_classes)[np.asarray(est.predict(X), dtype=int)]
+        if schema.task == "clustering" and not hasattr(est, "predict"):
+            return est.fit_predict(X)
+        return np.asarray(est.predict(X))
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, model: SklearnModel, directory: Path) -> None:
+        sio = _skops_io()
+        sio.dump(model.estimator, Path(directory) / "model.skops")
+        (Path(directory) / "schema.json").write_text(json.dumps(model.schema.to_dict()))
+
+    def load(self, directory: Path) -> SklearnModel:
+        sio = _skops_io()
+        path = Path(directory) / "model.skops"
+        untrusted = sio.get_untrusted_types(file=path)
+        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        if refused:
+            raise ArtifactError(f"{path} contains types outside scikit-learn, numpy and scipy ({refused}); "
+                                "they are not loaded automatically. Load it with skops.io.load and an "
+                                "explicit trusted list if you trust this file")
+        estimator = sio.load(path, trusted=untrusted)
+        schema = DataSchema.from_dict(json.loads((Path(directory) / "schema.json").read_text()))
+        return SklearnModel(estimator, schema)
+
+
+class _Blocker:
+    """A meta-path finder that refuses to import the given top-level packages."""
+
+    def __init__(self, names: set[str]):
+        self.names = names
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] in self.names:
+            raise ImportError(f"{fullname} is not imported while skops lists scikit-learn's estimators")
+        return None
+
+
+def _skops_io():
+    """skops.io, imported without dragging other array libraries in.
+
+    Importing skops.io walks every scikit-learn module to list trusted estimators, and that
+    walk imports sklearn.externals.array_api_compat.torch (and .cupy, .dask, ...), i.e. all
+    of torch, when it is installed: a second and a half, and a scikit-learn run that imports
+    torch. Refusing those imports for the duration makes the walk skip them (it ignores
+    ImportError); a package already imported is left alone.
+    """
+    import sys
+
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    blocked = {m for m in ("torch", "jax", "cupy", "dask", "tensorflow", "mlx", "sparse") if m not in sys.modules}
+    blocker = _Blocker(blocked)
+    sys.meta_path.insert(0, blocker)
+    try:
+        import skops.io as sio
+    finally:
+        sys.meta_path.remove(blocker)
+    return sio
+
+
+def _import(path: str):
+    module, _, name = str(path).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"estimator class {path!r} cannot be imported ({exc}); give a full class path "
+                          "such as sklearn.ensemble.RandomForestClassifier") from None

@@ -1,0 +1,270 @@
+"""The one training entry point: compose -> data -> adapter -> fit -> evaluate -> save.
+
+`train(cfg)` returns the objective (the validation score of the task's metric, or its
+cross-validation mean) so Hydra multirun and the Optuna sweeper can optimise it. Everything
+that can be checked before training is checked first, so bad input fails in a second with one
+clear message instead of after an hour of fitting.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from launcher import data as datamod
+from launcher import metrics
+from launcher.artifacts import git_commit, save_model, write_json
+from launcher.errors import ConfigError, one_of
+from launcher.frameworks.base import Adapter, DataSchema, Splits
+from launcher.frameworks.manager import FRAMEWORKS, instantiate_adapter
+from launcher.paths import CONFIG_DIR, original_cwd, run_dir
+from launcher.preprocessing import Preprocessor
+
+log = logging.getLogger("launcher")
+
+
+@dataclass
+class Prepared:
+    """A validated run: adapter, task and metric, before any data is fitted."""
+
+    adapter: Adapter
+    spec: dict[str, Any]
+    trainer: dict[str, Any]
+    task: str
+    metric: str
+    dataset: datamod.Dataset
+    target: datamod.TargetEncoder | None
+    y: np.ndarray | None
+    parts: datamod.Parts
+
+
+# -- validation -----------------------------------------------------------------------------
+def model_tasks(spec: dict[str, Any]) -> tuple[str, ...]:
+    if spec.get("type") == "estimator":
+        from launcher.frameworks.sklearn import model_tasks as estimator_tasks
+
+        return estimator_tasks(spec)
+    return ("classification", "regression")
+
+
+def frameworks_supporting(model_type: str) -> list[str]:
+    """Frameworks whose adapter class declares `model_type`, without importing a framework."""
+    out = []
+    for name in FRAMEWORKS:
+        try:
+            adapter_cls = _adapter_class(name)
+        except ConfigError:
+            continue
+        if model_type in adapter_cls.model_types:
+            out.append(name)
+    return out
+
+
+def _adapter_class(name: str):
+    import importlib
+
+    target = str(OmegaConf.load(CONFIG_DIR / "framework" / f"{name}.yaml")._target_)
+    module, _, cls = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError:
+        raise ConfigError(f"framework={name} has no adapter in this version") from None
+
+
+def models_for(task: str) -> list[str]:
+    names = []
+    for path in sorted((CONFIG_DIR / "model").glob("*.yaml")):
+        spec = OmegaConf.to_container(OmegaConf.load(path))
+        if task in model_tasks(spec):
+            names.append(path.stem)
+    return names
+
+
+def resolve_task(cfg: DictConfig, spec: dict[str, Any], dataset: datamod.Dataset) -> str:
+    explicit = cfg.task.get("name")
+    tasks = model_tasks(spec)
+    if explicit and explicit != "auto":
+        task = explicit
+    elif tasks == ("clustering",):
+        task = "clustering"
+    elif dataset.task in datamod.TASK_NAMES:
+        task = dataset.task
+    else:
+        task = datamod.infer_task(dataset.y)
+    if task not in tasks:
+        raise ConfigError(
+            f"model={spec.get('name')} cannot do {task} (it does {', '.join(tasks) or 'nothing'}); "
+            f"for {task} pick one of: {one_of(models_for(task))}"
+        )
+    return task
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    """Validate the whole run and load the data; nothing is fitted yet."""
+    adapter = instantiate_adapter(cfg.framework)
+    spec = OmegaConf.to_container(cfg.model, resolve=True)
+    model_type = spec.get("type")
+    if not adapter.supports(model_type):
+        others = [f for f in frameworks_supporting(model_type) if f != adapter.name]
+        raise ConfigError(
+            f"framework={adapter.name} cannot build model={spec.get('name')}; "
+            f"frameworks that support it: {', '.join(others) or 'none'}"
+        )
+    dataset = datamod.load(cfg.data)
+    task = resolve_task(cfg, spec, dataset)
+    metric = metrics.check_metric(task, cfg.task.get("metric"))
+    seed = int(cfg.seed)
+    target, y = None, None
+    if dataset.y is not None:
+        if task != "clustering":
+            dataset = datamod.drop_missing_target(dataset)
+        label_task = "classification" if task == "clustering" else task
+        if task == "clustering" and dataset.y.isna().any():
+            dataset.y = None  # labels are only used to score clusters; partial labels cannot be
+        else:
+            target = datamod.TargetEncoder.fit(dataset.y, label_task)
+            y = target.encode(dataset.y)
+    parts = datamod.split_indices(y, len(dataset.X), "classification" if target and target.classes else task,
+                                  float(cfg.data.test_size), float(cfg.data.val_size), seed)
+    if target is not None and task == "regression":  # scale with the training rows only
+        y = target.fit_scale(dataset.y.iloc[parts.train]).encode(dataset.y)
+    trainer = {**OmegaConf.to_container(cfg.trainer, resolve=True), "seed": seed}
+    return Prepared(adapter, spec, trainer, task, metric, dataset, target, y, parts)
+
+
+# -- the run --------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _splits(p: Prepared, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray
+            ) -> tuple[Preprocessor, Splits]:
+    pre = Preprocessor().fit(p.dataset.X.iloc[train_idx])
+    X = pre.transform(p.dataset.X)
+    classes = p.target.classes if p.target is not None and p.task != "regression" else None
+    schema = DataSchema(p.task, X.shape[1], pre.feature_names, classes, p.dataset.shape)
+    return pre, datamod.make_splits(X, p.y, datamod.Parts(train_idx, val_idx, test_idx), schema)
+
+
+def _check(p: Prepared, schema: DataSchema) -> None:
+    check = getattr(p.adapter, "check", None)
+    if check is not None:
+        check(p.spec, schema, p.trainer)
+
+
+def _evaluate(p: Prepared, model, X: np.ndarray, y: np.ndarray | None) -> dict[str, float]:
+    output = p.adapter.predict(model, X)
+    if p.task == "regression":  # metrics in the target's own units
+        output, y = p.target.decode(output), p.target.decode(y)
+    return metrics.compute(p.task, y, output, X=X)
+
+
+def cross_validate(p: Prepared, k: int) -> dict[str, Any]:
+    pool = np.concatenate([p.parts.train, p.parts.val])
+    folds = []
+    for i, (tr, va) in enumerate(datamod.cv_folds(p.y, pool, p.task if p.y is not None else "regression",
+                                                  k, p.trainer["seed"])):
+        _, splits = _splits(p, tr, va, va)
+        if i == 0:
+            _check(p, splits.schema)
+        model = p.adapter.build(p.spec, splits.schema)
+        p.adapter.fit(model, splits, p.trainer)
+        folds.append(_evaluate(p, model, splits.X_val, splits.y_val))
+        log.info("fold %d/%d: %s %.4f", i + 1, k, p.metric, folds[-1].get(p.metric, float("nan")))
+    return metrics.summarize_folds(folds)
+
+
+def train(cfg: DictConfig) -> float:
+    """Train, evaluate and save one model; return the objective."""
+    start = time.perf_counter()
+    out = run_dir()
+    p = prepare(cfg)
+    seed_everything(p.trainer["seed"])
+    log.info("%s | framework=%s model=%s task=%s | %d rows, %d columns",
+             p.dataset.name, p.adapter.name, p.spec.get("name"), p.task, len(p.dataset.X), p.dataset.X.shape[1])
+
+    cv = None
+    if cfg.trainer.get("cv_folds"):
+        cv = cross_validate(p, int(cfg.trainer.cv_folds))
+    pre, splits = _splits(p, p.parts.train, p.parts.val, p.parts.test)
+    if cv is None:
+        _check(p, splits.schema)
+    report = _sweep_reporter(cfg)
+    model = p.adapter.build(p.spec, splits.schema)
+    history = p.adapter.fit(model, splits, p.trainer, workdir=out, report=report)
+    val = _evaluate(p, model, splits.X_val, splits.y_val)
+    test = _evaluate(p, model, splits.X_test, splits.y_test)
+
+    if cv is not None:
+        name, value = f"cv/{p.metric}_mean", cv.get(f"{p.metric}_mean", float("nan"))
+    else:
+        name, value = f"val/{p.metric}", val.get(p.metric, float("nan"))
+    record = {
+        "objective": {"name": name, "value": value, "direction": metrics.DIRECTIONS[p.metric]},
+        "task": p.task, "framework": p.adapter.name, "model": p.spec.get("name"), "data": p.dataset.name,
+        "device": history.device, "seed": p.trainer["seed"],
+        "val": val, "test": test, **({"cv": cv} if cv else {}),
+        "rows": {"train": len(p.parts.train), "val": len(p.parts.val), "test": len(p.parts.test)},
+        "epochs": len(history.epochs), "best_epoch": history.best_epoch,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    if cfg.get("save_model", True):
+        save_model(p.adapter, model, out / "model", files={
+            "preprocessing.json": {"features": pre.to_dict(),
+                                   "target": p.target.to_dict() if p.target else {"task": p.task}},
+        }, metadata={
+            "task": p.task, "model": p.spec.get("name"), "data": p.dataset.name,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "features": {"input_columns": pre.input_columns, "kinds": pre.describe(),
+                         "n_features": splits.schema.n_features, "shape": splits.schema.to_dict()["input_shape"]},
+            "target": p.target.to_dict() if p.target else None,
+            "metrics": {"val": val, "test": test, **({"cv": cv} if cv else {})},
+            "device": history.device,
+            "git_commit": git_commit(original_cwd()),
+        })
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    write_json(out / "metrics.json", record)
+    _plots(cfg, p, history, model, splits, out)
+    _summary(p, val, test, cv, record, out)
+    return float(value)
+
+
+def _sweep_reporter(cfg: DictConfig):
+    if cfg.get("sweep_trial") is None:
+        return None
+    from launcher.sweeper.pruning import reporter
+
+    return reporter(cfg)
+
+
+def _plots(cfg: DictConfig, p: Prepared, history, model, splits: Splits, out: Path) -> None:
+    """Learning curve and confusion matrix for runs that train in epochs (plots=auto), or all."""
+    wanted = cfg.get("plots", "auto")
+    if wanted is False or (wanted == "auto" and len(history.epochs) < 2):
+        return
+    from launcher import plots
+
+    if history.epochs:
+        plots.learning_curve(history, out / "learning_curve.png")
+    if p.task == "classification" and splits.y_test is not None:
+        pred = metrics.labels_from(p.task, p.adapter.predict(model, splits.X_test))
+        plots.confusion_matrix(splits.y_test, pred, [str(c) for c in splits.schema.classes],
+                               out / "confusion_matrix.png")
+
+
+def _summary(p: Prepared, val, test, cv, record, out: Path) -> None:
+    m = p.metric
+    parts = [f"val {m} {val.get(m, float('nan')):.4f}", f"test {m} {test.get(m, float('nan')):.4f}"]
+    if cv:
+        parts.insert(0, f"cv {m} {cv[f'{m}_mean']:.4f} ± {cv[f'{m}_std']:.4f} ({cv['folds']} folds)")
+    log.info("%s | %.1fs | %s", " | ".join(parts), record["seconds"], out)
+    if not math.isfinite(record["objective"]["value"]):
+        log.warning("the objective %s is not finite", record["objective"]["name"])

@@ -1,0 +1,138 @@
+"""train() end to end with scikit-learn, composed with Hydra's compose API (in process)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from launcher import artifacts
+from launcher.errors import ArtifactError, ConfigError, DataError
+from launcher.train import train
+
+FAST = {"random_forest": ["model.estimator.n_estimators=15"], "extra_trees": ["model.estimator.n_estimators=15"],
+        "hist_gradient_boosting": ["model.estimator.max_iter=20"]}
+
+
+@pytest.mark.parametrize("model,data,metric", [
+    ("random_forest", "iris", "accuracy"),
+    ("extra_trees", "wine", "accuracy"),
+    ("hist_gradient_boosting", "breast_cancer", "accuracy"),
+    ("logistic_regression", "digits", "accuracy"),
+    ("svm", "iris", "accuracy"),
+    ("knn", "wine", "accuracy"),
+    ("mlp", "iris", "accuracy"),
+    ("random_forest", "diabetes", "r2"),
+    ("logistic_regression", "diabetes", "r2"),
+    ("svm", "diabetes", "r2"),
+    ("kmeans", "iris", "silhouette"),
+])
+def test_models_train_and_return_their_objective(make_cfg, model, data, metric):
+    cfg = make_cfg(f"model={model}", f"data={data}", "trainer.max_epochs=300", *FAST.get(model, []))
+    objective = train(cfg)
+    record = json.loads((cfg_dir(make_cfg) / "metrics.json").read_text())
+    assert record["objective"]["name"] == f"val/{metric}"
+    assert objective == pytest.approx(record["objective"]["value"]) and math.isfinite(objective)
+    assert metric in record["test"]
+    if metric == "accuracy":
+        assert record["test"]["accuracy"] > 0.8
+        assert {"balanced_accuracy", "f1_macro", "log_loss"} <= set(record["test"])
+    if metric == "r2":
+        assert {"rmse", "mae"} <= set(record["test"]) and record["test"]["r2"] > 0.2
+    if model == "kmeans":
+        assert record["task"] == "clustering" and "adjusted_rand" in record["test"]
+
+
+def cfg_dir(make_cfg):
+    from launcher.paths import run_dir
+
+    return run_dir()
+
+
+def test_binary_classification_reports_roc_auc(make_cfg):
+    cfg = make_cfg("model=logistic_regression", "data=breast_cancer")
+    train(cfg)
+    record = json.loads((cfg_dir(make_cfg) / "metrics.json").read_text())
+    assert record["test"]["roc_auc"] > 0.9
+
+
+def test_synthetic_data_as_the_api_describes_it(make_cfg):
+    cfg = make_cfg("model=logistic_regression", "data=synthetic", "data.size=5000", "data.features=25",
+                   "data.classes=4")
+    assert train(cfg) > 0.5
+    record = json.loads((cfg_dir(make_cfg) / "metrics.json").read_text())
+    assert sum(record["rows"].values()) == 5000
+
+
+def test_raw_csv_with_text_gaps_dates_and_rare_class(make_cfg, churn_csv):
+    cfg = make_cfg("data=csv", f"data.path={churn_csv}", "data.target=churned", "model=random_forest",
+                   "model.estimator.n_estimators=20")
+    train(cfg)
+    run = cfg_dir(make_cfg)
+    meta = artifacts.read_metadata(run / "model")
+    assert meta["target"]["classes"] == ["no", "unsure", "yes"]
+    assert meta["features"]["kinds"]["datetime"] == ["signup date"]
+    assert meta["framework"] == "sklearn" and meta["versions"]["scikit-learn"]
+    assert meta["config"]["data"]["target"] == "churned"
+
+
+def test_cross_validation_reports_mean_and_spread(make_cfg):
+    cfg = make_cfg("model=logistic_regression", "data=iris", "trainer.cv_folds=4")
+    objective = train(cfg)
+    record = json.loads((cfg_dir(make_cfg) / "metrics.json").read_text())
+    assert record["cv"]["folds"] == 4
+    assert record["objective"]["name"] == "cv/accuracy_mean"
+    assert objective == pytest.approx(record["cv"]["accuracy_mean"])
+    assert record["cv"]["accuracy_std"] >= 0
+
+
+def test_same_seed_same_result_other_seed_other_split(make_cfg):
+    a = train(make_cfg("model=random_forest", "model.estimator.n_estimators=10", run="a"))
+    b = train(make_cfg("model=random_forest", "model.estimator.n_estimators=10", run="b"))
+    assert a == b
+
+
+def test_saved_model_reloads_and_predicts_the_same(make_cfg):
+    from launcher.frameworks.sklearn import SklearnAdapter
+
+    train(make_cfg("model=svm", "data=iris"))
+    model, meta = artifacts.load_model(cfg_dir(make_cfg))
+    X = np.zeros((3, 4), dtype=np.float32)
+    assert SklearnAdapter().predict(model, X).shape == (3, 3)
+    assert meta["metrics"]["test"]["accuracy"] > 0.8
+
+
+def test_tampered_artifact_is_refused(make_cfg):
+    train(make_cfg("model=logistic_regression"))
+    model_dir = cfg_dir(make_cfg) / "model"
+    with open(model_dir / "model.skops", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ArtifactError, match="checksum"):
+        artifacts.load_model(model_dir)
+
+
+def test_interrupted_save_leaves_no_model(make_cfg, tmp_path):
+    from launcher.frameworks.sklearn import SklearnAdapter
+
+    class Exploding(SklearnAdapter):
+        def save(self, model, directory):
+            (directory / "model.skops").write_bytes(b"half")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        artifacts.save_model(Exploding(), object(), tmp_path / "out" / "model")
+    assert list((tmp_path / "out").iterdir()) == []  # no partial dir left behind
+
+
+@pytest.mark.parametrize("overrides,error,message", [
+    (["framework=sklearn", "model=cnn"], ConfigError, "frameworks that support it"),
+    (["model=kmeans", "data=diabetes", "task=regression"], ConfigError, "cannot do regression"),
+    (["model=random_forest", "data=iris", "task=regression"], DataError, "non-numeric"),
+    (["framework.enabled=false"], ConfigError, "disabled"),
+    (["task=classification", "task.metric=r2"], ConfigError, "does not apply"),
+])
+def test_bad_combinations_fail_before_training(make_cfg, overrides, error, message):
+    with pytest.raises(error, match=message):
+        train(make_cfg(*overrides))
+    assert not (cfg_dir(make_cfg) / "model").exists()
