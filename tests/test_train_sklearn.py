@@ -136,3 +136,18 @@ def test_bad_combinations_fail_before_training(make_cfg, overrides, error, messa
     with pytest.raises(error, match=message):
         train(make_cfg(*overrides))
     assert not (cfg_dir(make_cfg) / "model").exists()
+
+
+def test_model_file_with_a_foreign_callable_is_refused(tmp_path):
+    import os
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    from launcher.frameworks.base import DataSchema
+    from launcher.frameworks.sklearn import SklearnAdapter, SklearnModel
+
+    adapter = SklearnAdapter()
+    evil = SklearnModel(FunctionTransformer(func=os.system), DataSchema("regression", 1))
+    artifacts.save_model(adapter, evil, tmp_path / "model")
+    with pytest.raises(ArtifactError, match="not scikit-learn classes"):
+        artifacts.load_model(tmp_path / "model")

@@ -23,9 +23,6 @@ from launcher.frameworks.base import Adapter, DataSchema, History, Splits
 
 log = logging.getLogger(__name__)
 
-# Module prefixes whose types skops may rebuild on load. A class outside them (a user's
-# own estimator) is refused on load with a message naming it.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
 MLP_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
 
 
@@ -156,9 +153,9 @@ class SklearnAdapter(Adapter):
         sio = _skops_io()
         path = Path(directory) / "model.skops"
         untrusted = sio.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        refused = [t for t in untrusted if not _sklearn_class(t)]
         if refused:
-            raise ArtifactError(f"{path} contains types outside scikit-learn, numpy and scipy ({refused}); "
+            raise ArtifactError(f"{path} contains types that are not scikit-learn classes ({refused}); "
                                 "they are not loaded automatically. Load it with skops.io.load and an "
                                 "explicit trusted list if you trust this file")
         estimator = sio.load(path, trusted=untrusted)
@@ -199,6 +196,20 @@ def _skops_io():
     finally:
         sys.meta_path.remove(blocker)
     return sio
+
+
+def _sklearn_class(name: str) -> bool:
+    """Trust, beyond skops' defaults, only classes that scikit-learn itself defines (its
+    estimators' internals: Tree, TreePredictor, KDTree, optimisers). A function, or anything
+    from another package, in a model file is refused."""
+    if not name.startswith("sklearn."):
+        return False
+    module, _, attr = name.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return False
+    return inspect.isclass(obj) and obj.__module__.startswith("sklearn.")
 
 
 def _import(path: str):

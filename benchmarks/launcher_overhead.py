@@ -1,0 +1,79 @@
+"""Wall time of `python -m launcher framework=sklearn model=logistic_regression data=iris`
+against a plain Python script doing the same fit and evaluation, as a ratio.
+
+    .venv/bin/python benchmarks/launcher_overhead.py [--repeats 7]
+
+Each command is a fresh interpreter, as a user runs it; runs alternate so that machine noise
+hits both sides alike, and the medians are compared. A second baseline also saves the model
+with skops, since the launcher always saves one.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PLAIN = r'''
+import json, sys
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn import metrics as m
+
+X, y = load_iris(return_X_y=True)
+X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, random_state=42, stratify=y)
+X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=0.15 / 0.8, random_state=42, stratify=y_rest)
+scaler = StandardScaler().fit(X_train)
+model = LogisticRegression(C=1.0, max_iter=1000, random_state=42).fit(scaler.transform(X_train), y_train)
+out = {}
+for name, Xs, ys in (("val", X_val, y_val), ("test", X_test, y_test)):
+    proba = model.predict_proba(scaler.transform(Xs)); pred = proba.argmax(1)
+    out[name] = {"accuracy": m.accuracy_score(ys, pred), "balanced_accuracy": m.balanced_accuracy_score(ys, pred),
+                 "f1_macro": m.f1_score(ys, pred, average="macro"), "log_loss": m.log_loss(ys, proba)}
+json.dump(out, open("metrics.json", "w"))
+if len(sys.argv) > 1:
+    import skops.io as sio
+    sio.dump(model, "model.skops")
+'''
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        (cwd / "plain.py").write_text(PLAIN)
+        cmds = {
+            "launcher": [py, "-m", "launcher", "framework=sklearn", "model=logistic_regression", "data=iris"],
+            "plain": [py, "plain.py"],
+            "plain+save": [py, "plain.py", "save"],
+        }
+        for cmd in cmds.values():  # warm the file cache
+            timed(cmd, cwd)
+        times: dict[str, list[float]] = {k: [] for k in cmds}
+        for _ in range(args.repeats):
+            for name, cmd in cmds.items():
+                times[name].append(timed(cmd, cwd))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k, v in times.items():
+        print(f"{k:11s} median {med[k]:.3f}s  min {min(v):.3f}s  max {max(v):.3f}s  (n={len(v)})")
+    print(f"ratio launcher / plain      = {med['launcher'] / med['plain']:.2f}")
+    print(f"ratio launcher / plain+save = {med['launcher'] / med['plain+save']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
