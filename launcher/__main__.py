@@ -27,7 +27,8 @@ def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
     except LauncherError as exc:
-        log.error("error: %s", exc)
+        log.error("error: %s", exc)  # into the run's log
+        print(f"error: {exc}", file=sys.stderr)
         if _multirun():
             # One bad combination in a grid (say sklearn x cnn) must not end the sweep:
             # the job is recorded as failed and the sweep goes on.

@@ -197,7 +197,7 @@ def train(cfg: DictConfig) -> float:
     pre, splits = _splits(p, p.parts.train, p.parts.val, p.parts.test)
     if cv is None:
         _check(p, splits.schema)
-    report = _sweep_reporter(cfg)
+    report = _sweep_reporter(cfg, p.metric)
     model = p.adapter.build(p.spec, splits.schema)
     history = p.adapter.fit(model, splits, p.trainer, workdir=out, report=report)
     val = _evaluate(p, model, splits.X_val, splits.y_val)
@@ -207,6 +207,9 @@ def train(cfg: DictConfig) -> float:
         name, value = f"cv/{p.metric}_mean", cv.get(f"{p.metric}_mean", float("nan"))
     else:
         name, value = f"val/{p.metric}", val.get(p.metric, float("nan"))
+    if history.extra.get("global_rank", 0) != 0:
+        # Several GPUs: every process runs train() in the one run directory; rank 0 writes.
+        return float(value)
     record = {
         "objective": {"name": name, "value": value, "direction": metrics.DIRECTIONS[p.metric]},
         "task": p.task, "framework": p.adapter.name, "model": p.spec.get("name"), "data": p.dataset.name,
@@ -237,12 +240,14 @@ def train(cfg: DictConfig) -> float:
     return float(value)
 
 
-def _sweep_reporter(cfg: DictConfig):
+def _sweep_reporter(cfg: DictConfig, metric: str):
+    """Per-epoch reporting to the Optuna trial that runs this job (None outside a sweep).
+    It raises optuna.TrialPruned, which leaves train() so the sweeper records the prune."""
     if cfg.get("sweep_trial") is None:
         return None
     from launcher.sweeper.pruning import reporter
 
-    return reporter(cfg)
+    return reporter(cfg, metric=metric)
 
 
 def _plots(cfg: DictConfig, p: Prepared, history, model, splits: Splits, out: Path) -> None:

@@ -116,7 +116,9 @@ class SklearnAdapter(Adapter):
                            learning_rate_init=float(trainer.get("lr", 1e-3)),
                            alpha=float(trainer.get("weight_decay") or 1e-4),
                            solver="sgd" if trainer.get("optimizer") == "sgd" else "adam",
-                           early_stopping=bool(stopping.get("enabled", False)),
+                           # sklearn's MLP stops on its own 10% hold-out of the training rows:
+                           # on a few hundred rows that is too noisy to stop on.
+                           early_stopping=bool(stopping.get("enabled", False)) and len(data.X_train) >= 500,
                            n_iter_no_change=int(stopping.get("patience", 10)))
         y = data.y_train if model.schema.task != "clustering" else None
         with warnings.catch_warnings(record=True) as caught:

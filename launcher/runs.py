@@ -1,0 +1,277 @@
+"""Past runs and sweeps, with their scores; and runs side by side.
+
+    python -m launcher.runs                          # runs and sweeps under ./outputs and ./multirun, newest first
+    python -m launcher.runs --sort best --limit 10   # best first (score in each objective's direction)
+    python -m launcher.runs root=/path/to/project    # or --root
+    python -m launcher.runs --json                   # machine-readable
+    python -m launcher.runs compare DIR1 DIR2 ...    # metrics and differing config keys side by side
+
+A run is a directory with metrics.json (written by launcher.train). A sweep is a directory with
+optimization_results.yaml (the Optuna sweeper) or multirun.yaml (any Hydra multirun); its score is
+its best trial's. Only light imports here: the standard library and PyYAML.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import yaml
+
+SWEEP_MARKERS = ("optimization_results.yaml", "multirun.yaml")
+
+
+@dataclass
+class Entry:
+    kind: str  # "run" | "sweep"
+    path: str
+    time: float  # seconds since the epoch
+    objective: str | None = None
+    value: float | None = None
+    direction: str | None = None
+    model: str | None = None
+    framework: str | None = None
+    data: str | None = None
+    trials: dict[str, int] = field(default_factory=dict)
+    best_run: str | None = None
+
+    def score(self) -> float:
+        """Higher is better whatever the direction; entries without a value sort last."""
+        if self.value is None or not math.isfinite(self.value):
+            return -math.inf
+        return -self.value if self.direction == "minimize" else self.value
+
+
+def read_run(directory: Path) -> Entry | None:
+    metrics = _json(directory / "metrics.json")
+    if metrics is None:
+        return None
+    objective = metrics.get("objective") or {}
+    return Entry(
+        kind="run", path=str(directory), time=(directory / "metrics.json").stat().st_mtime,
+        objective=objective.get("name"), value=_number(objective.get("value")),
+        direction=objective.get("direction"), model=_name(metrics.get("model")),
+        framework=_name(metrics.get("framework")), data=_name(metrics.get("data")),
+    )
+
+
+def read_sweep(directory: Path) -> Entry | None:
+    marker = next((directory / m for m in SWEEP_MARKERS if (directory / m).is_file()), None)
+    if marker is None:
+        return None
+    runs = [r for r in (read_run(d) for d in _children(directory)) if r is not None]
+    entry = Entry(kind="sweep", path=str(directory), time=marker.stat().st_mtime)
+    results = _yaml(directory / "optimization_results.yaml") or {}
+    if results:
+        entry.trials = dict(results.get("trials") or {})
+        directions = results.get("directions") or []
+        entry.direction = directions[0] if len(directions) == 1 else None
+        entry.value = _number(results.get("best_value"))
+        entry.best_run = results.get("best_run_dir")
+    else:
+        entry.trials = {"COMPLETE": len(runs)}
+    best = _best_of(runs, entry.best_run)
+    if best is not None:
+        entry.objective = best.objective
+        entry.direction = entry.direction or best.direction
+        entry.value = entry.value if entry.value is not None else best.value
+        entry.best_run = best.path
+        entry.model, entry.framework, entry.data = best.model, best.framework, best.data
+    return entry
+
+
+def scan(root: Path) -> list[Entry]:
+    """Runs and sweeps under root/outputs and root/multirun (or under root itself)."""
+    bases = [root / "outputs", root / "multirun"]
+    bases = [b for b in bases if b.is_dir()] or [root]
+    entries: list[Entry] = []
+    for base in bases:
+        for directory, subdirs, files in os.walk(base):
+            path = Path(directory)
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d != "model")
+            if any(m in files for m in SWEEP_MARKERS):
+                sweep = read_sweep(path)
+                if sweep:
+                    entries.append(sweep)
+                subdirs[:] = []  # its runs are its trials
+            elif "metrics.json" in files:
+                run = read_run(path)
+                if run:
+                    entries.append(run)
+                subdirs[:] = []
+    return entries
+
+
+def ordered(entries: Iterable[Entry], sort: str = "newest", metric: str | None = None) -> list[Entry]:
+    chosen = [e for e in entries if metric is None or e.objective == metric]
+    if sort == "best":
+        return sorted(chosen, key=lambda e: (e.score(), e.time), reverse=True)
+    return sorted(chosen, key=lambda e: e.time, reverse=True)
+
+
+def format_table(entries: Sequence[Entry], root: Path) -> str:
+    if not entries:
+        return f"no runs or sweeps under {root}"
+    header = ["when", "kind", "objective", "value", "model", "framework", "data", "trials", "path"]
+    rows = [header]
+    for e in entries:
+        trials = " ".join(f"{k.lower()}={v}" for k, v in sorted(e.trials.items())) if e.trials else ""
+        rows.append([
+            datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M"), e.kind, e.objective or "-",
+            _fmt(e.value), e.model or "-", e.framework or "-", e.data or "-", trials or "-",
+            _relative(e.path, root),
+        ])
+    return _table(rows)
+
+
+def compare(directories: Sequence[Path]) -> str:
+    """Objective, validation/test metrics and the config keys that differ, one column per run.
+    A sweep directory stands for its best run."""
+    runs: list[tuple[str, dict, dict]] = []
+    for directory in directories:
+        directory = Path(directory)
+        if read_sweep(directory) is not None:
+            best = read_sweep(directory).best_run
+            if not best:
+                raise SystemExit(f"{directory}: the sweep has no finished run to compare")
+            directory = Path(best)
+        metrics = _json(directory / "metrics.json")
+        if metrics is None:
+            raise SystemExit(f"{directory}: no metrics.json (not a run directory of launcher.train)")
+        config = _flatten(_yaml(directory / ".hydra" / "config.yaml") or {})
+        config.pop("sweep_trial", None)
+        config = {k: v for k, v in config.items() if not k.startswith("sweep_trial.")}
+        runs.append((str(directory), metrics, config))
+    rows = [["", *(_short(path) for path, _, _ in runs)]]
+    objective = [m.get("objective") or {} for _, m, _ in runs]
+    rows.append(["objective", *(f"{o.get('name', '-')} ({o.get('direction', '?')})" for o in objective)])
+    rows.append(["value", *(_fmt(_number(o.get("value"))) for o in objective)])
+    for split in ("val", "test", "cv"):
+        keys = sorted({k for _, m, _ in runs for k in (m.get(split) or {})})
+        for key in keys:
+            rows.append([f"{split}/{key}", *(_fmt(_number((m.get(split) or {}).get(key))) for _, m, _ in runs)])
+    for key in ("framework", "model", "data", "seconds", "epochs"):
+        if any(key in m for _, m, _ in runs):
+            rows.append([key, *(str(_name(m.get(key)) or "-") for _, m, _ in runs)])
+    keys = sorted({k for _, _, c in runs for k in c})
+    differing = [k for k in keys if len({json.dumps(c.get(k), default=str) for _, _, c in runs}) > 1]
+    for key in differing:
+        rows.append([key, *(_short_value(c[key]) if key in c else "-" for _, _, c in runs)])
+    return _table(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = [_dashed(a) for a in (sys.argv[1:] if argv is None else argv)]
+    parser = argparse.ArgumentParser(prog="python -m launcher.runs", description=__doc__.split("\n")[0])
+    parser.add_argument("command", nargs="?", default="list", choices=["list", "compare"])
+    parser.add_argument("dirs", nargs="*", type=Path, help="compare: run or sweep directories")
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="where outputs/ and multirun/ are")
+    parser.add_argument("--sort", choices=["newest", "best"], default="newest")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--metric", default=None, help="only entries with this objective, e.g. val/accuracy")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    if args.command == "compare":
+        if len(args.dirs) < 2:
+            parser.error("compare needs two or more run or sweep directories")
+        print(compare(args.dirs))
+        return 0
+    entries = ordered(scan(args.root), args.sort, args.metric)[: args.limit]
+    if args.json:
+        print(json.dumps([asdict(e) for e in entries], indent=2))
+    else:
+        print(format_table(entries, args.root))
+    return 0
+
+
+# -- small helpers ---------------------------------------------------------------------------
+def _dashed(arg: str) -> str:
+    """Accept Hydra-style key=value (root=DIR, sort=best) as well as --key value."""
+    key, sep, value = arg.partition("=")
+    if sep and not arg.startswith("-") and key in {"root", "sort", "limit", "metric"}:
+        return f"--{key}={value}"
+    return arg
+
+
+def _children(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _best_of(runs: list[Entry], preferred: str | None) -> Entry | None:
+    for run in runs:
+        if preferred and Path(run.path) == Path(preferred):
+            return run
+    return max(runs, key=lambda r: r.score()) if runs else None
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _yaml(path: Path) -> dict | None:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _name(value: Any) -> Any:
+    return value.get("name") if isinstance(value, dict) else value
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _short_value(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _short(path: str) -> str:
+    parts = Path(path).parts
+    return "/".join(parts[-3:])
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

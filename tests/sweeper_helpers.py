@@ -1,0 +1,64 @@
+"""Helpers for the sweeper tests: run real Hydra multiruns in subprocesses and read studies."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "tests" / "sweeper_app" / "app.py"
+PYTHON = sys.executable
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = dict(os.environ)
+    out.pop("LAUNCHER_OPTUNA_STORAGE", None)
+    out.update(extra)
+    return out
+
+
+def app_command(sweep_dir: Path, *overrides: str) -> list[str]:
+    return [PYTHON, str(APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
+
+
+def launcher_command(sweep_dir: Path, *overrides: str) -> list[str]:
+    return [PYTHON, "-m", "launcher", "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
+
+
+def run(command: list[str], cwd: Path, timeout: float = 120, check: bool = True, **env_extra: str):
+    proc = subprocess.run(command, cwd=cwd, env=env(**env_extra), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def results(sweep_dir: Path) -> dict:
+    return yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+
+
+def trials_csv(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "trials.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def study_trials(url: str, study_name: str | None = None):
+    """All trials of the (only, or named) study in the storage, read with Optuna directly."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    name = study_name or (names[0] if len(names) == 1 else None)
+    assert name, f"expected one study, found {names}"
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def states(trials) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in trials:
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out

@@ -1,0 +1,115 @@
+"""The sweeper with the real launcher (python -m launcher -m hparams_search=...), the shipped
+search configs, and a study shared through PostgreSQL."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from launcher.paths import CONFIG_DIR
+from sweeper_helpers import app_command, env, launcher_command, results, run, states, study_trials
+
+SEARCHES = sorted(p.stem for p in (Path(CONFIG_DIR) / "hparams_search").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_shipped_search_configs_compose_and_name_real_keys(search):
+    from launcher.sweeper.search_space import parse_search_space
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.startswith("hydra_plugins.launcher_sweeper.")
+    assert sweeper.direction in ("maximize", "minimize") and 0 < sweeper.n_trials <= 100
+    space = parse_search_space(OmegaConf.to_container(sweeper.params), [])
+    assert space.distributions, "a search needs a search space"
+    for key in [*space.distributions, *space.fixed]:
+        assert OmegaConf.select(cfg, key.lstrip("+"), default="MISSING") != "MISSING", key
+    for dist in space.distributions.values():  # bounded spaces
+        assert getattr(dist, "choices", None) or dist.high - dist.low < 1e7
+
+
+@pytest.mark.slow
+def test_launcher_sweep_with_joblib(tmp_path):
+    sweep = tmp_path / "sweep"
+    run(launcher_command(sweep, "hparams_search=logistic_regression_optuna", "data=iris",
+                         "save_model=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                         "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=3",
+                         "hydra.sweeper.plots=false"), tmp_path, timeout=180)
+    res = results(sweep)
+    scores = {}
+    for number in range(3):
+        metrics = json.loads((sweep / str(number) / "metrics.json").read_text())
+        scores[number] = metrics["objective"]["value"]
+        assert metrics["objective"]["name"] == "val/accuracy"
+    assert res["trials"] == {"COMPLETE": 3}
+    assert res["best_value"] == pytest.approx(max(scores.values()))
+    assert res["best_run_dir"] == str(sweep / str(res["best_trial"]))
+    assert any(o.startswith("model.estimator.C=") for o in res["best_overrides"])
+
+
+@pytest.mark.slow
+def test_two_processes_share_a_postgresql_study(tmp_path):
+    url = os.environ.get("LAUNCHER_TEST_POSTGRES_URL")
+    if not url:
+        reason = ("LAUNCHER_TEST_POSTGRES_URL is not set: the PostgreSQL shared-study test did NOT "
+                  "run. Start a server with `eval \"$(.ci/postgres.sh)\"` to run it.")
+        warnings.warn(reason)
+        pytest.skip(reason)
+    name = f"pg_{uuid.uuid4().hex[:8]}"
+    procs = [
+        subprocess.Popen(app_command(tmp_path / f"sweep{i}", "sleep=0.3", "hydra.sweeper.n_trials=6",
+                                     f"hydra.sweeper.study_name={name}",
+                                     "hydra.sweeper.storage_env=LAUNCHER_TEST_POSTGRES_URL",
+                                     f"hydra.sweeper.sampler.seed={i}"),
+                         cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+        for i in range(2)
+    ]
+    output = ""
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        output += out
+        assert proc.returncode == 0, out[-3000:]
+    trials = study_trials(url, name)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 6
+    assert {Path(t.user_attrs["run_dir"]).parent.name for t in complete} == {"sweep0", "sweep1"}
+    assert all(len(t.intermediate_values) == 3 for t in complete)  # jobs reached the study too
+    password = _password(url)
+    assert password and password not in output
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert password not in path.read_text(errors="ignore"), path
+
+
+def _password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).password
+
+
+@pytest.mark.parametrize("preset, plugin", [
+    ("cores", "hydra_plugins.hydra_joblib_launcher"),
+    ("slurm", "hydra_plugins.hydra_submitit_launcher"),
+    ("local_submitit", "hydra_plugins.hydra_submitit_launcher"),
+    ("local_ray", "hydra_plugins.hydra_ray_launcher"),
+])
+def test_launcher_presets_compose_where_their_plugin_is_installed(preset, plugin):
+    import importlib.util
+
+    installed = importlib.util.find_spec(plugin) is not None
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        if installed:
+            cfg = compose("train", overrides=[f"hydra/launcher={preset}"], return_hydra_config=True)
+            assert cfg.hydra.launcher._target_.startswith(plugin)
+        else:
+            with pytest.raises(Exception, match="Could not load 'hydra/launcher/"):
+                compose("train", overrides=[f"hydra/launcher={preset}"], return_hydra_config=True)
