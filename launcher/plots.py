@@ -52,6 +52,10 @@ def learning_curve(history: History, path) -> Path | None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle(f"learning curve ({history.device})", fontsize=10)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +89,4 @@ def confusion_matrix(y_true_idx: Sequence[int], y_pred_idx: Sequence[int], class
             for j in range(k):
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if counts[i, j] > threshold else "black")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
