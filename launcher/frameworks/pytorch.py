@@ -300,13 +300,11 @@ class PyTorchAdapter(Adapter):
         import torch
         from safetensors.torch import save_file
 
-        from launcher.frameworks.torch_training import schema_to_dict
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(directory / WEIGHTS), metadata={"format": FORMAT})
-        info = {"format": FORMAT, "spec": asdict(model.spec), "schema": schema_to_dict(model.schema),
+        info = {"format": FORMAT, "spec": asdict(model.spec), "schema": model.schema.to_dict(),
                 "torch": torch.__version__}
         (directory / NETWORK).write_text(json.dumps(info, indent=2, default=str))
 
@@ -314,7 +312,7 @@ class PyTorchAdapter(Adapter):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from launcher.frameworks.torch_training import TorchModel, schema_from_dict
+        from launcher.frameworks.torch_training import TorchModel
 
         directory = Path(directory)
         for name in (WEIGHTS, NETWORK):
@@ -322,7 +320,7 @@ class PyTorchAdapter(Adapter):
                 raise ArtifactError(f"{directory} is not a saved PyTorch model: {name} is missing")
         try:
             info = json.loads((directory / NETWORK).read_text())
-            spec, schema = parse_spec(info["spec"]), schema_from_dict(info["schema"])
+            spec, schema = parse_spec(info["spec"]), DataSchema.from_dict(info["schema"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"{directory / NETWORK} is unreadable: {exc}") from None
         model = TorchModel(spec, schema)

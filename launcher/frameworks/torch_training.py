@@ -21,18 +21,6 @@ from launcher.frameworks.base import DataSchema
 from launcher.frameworks.torch_networks import build_network
 
 # -- the LightningModule ---------------------------------------------------------------------
-def schema_to_dict(schema: DataSchema) -> dict[str, Any]:
-    d = asdict(schema)
-    d["input_shape"] = list(schema.input_shape) if schema.input_shape else None
-    return d
-
-
-def schema_from_dict(d: dict[str, Any]) -> DataSchema:
-    shape = d.get("input_shape")
-    return DataSchema(task=d["task"], n_features=int(d["n_features"]), feature_names=list(d.get("feature_names") or []),
-                      classes=d.get("classes"), input_shape=tuple(shape) if shape else None)
-
-
 class TorchModel(L.LightningModule):
     """A portable network plus what training needs: loss, optimizer, target scaling.
 
@@ -183,7 +171,7 @@ class TorchModel(L.LightningModule):
 
     # checkpoints carry the architecture, so a resume can check it fits
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["launcher"] = {"spec": asdict(self.spec), "schema": schema_to_dict(self.schema)}
+        checkpoint["launcher"] = {"spec": asdict(self.spec), "schema": self.schema.to_dict()}
 
 
 # -- data ------------------------------------------------------------------------------------
