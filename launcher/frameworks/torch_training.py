@@ -285,6 +285,8 @@ class EpochRecorder(L.Callback):
             trainer.should_stop = True
         if self.checkpoint_dir is not None:
             last = self.checkpoint_dir / "last.ckpt"
+            # Lightning's weights_only here means "omit optimizer and loop state" on *save*:
+            # a resume needs them. Loading stays torch.load(weights_only=True) (see pytorch.py).
             trainer.save_checkpoint(last, weights_only=False)
             if improved and trainer.is_global_zero:  # the same state: copy rather than serialise twice
                 shutil.copyfile(last, self.checkpoint_dir / "best.ckpt")
