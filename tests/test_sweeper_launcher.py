@@ -113,3 +113,24 @@ def test_launcher_presets_compose_where_their_plugin_is_installed(preset, plugin
         else:
             with pytest.raises(Exception, match="Could not load 'hydra/launcher/"):
                 compose("train", overrides=[f"hydra/launcher={preset}"], return_hydra_config=True)
+
+
+@pytest.mark.slow
+def test_a_poor_pytorch_trial_is_pruned_through_the_launcher(tmp_path):
+    """The whole path: the PyTorch adapter reports each epoch to the study, the median pruner
+    stops the poor trial, and the sweep records it as PRUNED and goes on."""
+    sweep = tmp_path / "sweep"
+    run(launcher_command(
+        sweep, "framework=pytorch", "model=mlp", "data=iris", "device=cpu", "save_model=false", "plots=false",
+        "trainer.max_epochs=4", "trainer.early_stopping.enabled=false",
+        "hydra/sweeper=optuna", "hydra/sweeper/pruner=median", "hydra.sweeper.direction=maximize",
+        "hydra.sweeper.n_trials=2", "hydra.sweeper.plots=false",
+        "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0",
+        "trainer.lr=tag(log, interval(1e-7, 1e-1))",
+        "hydra.sweeper.enqueue_trials=[{trainer.lr:0.05},{trainer.lr:1e-7}]",
+    ), tmp_path, timeout=240)
+    good, poor = study_trials(f"sqlite:///{sweep / 'optuna.db'}")
+    assert good.state.name == "COMPLETE" and sorted(good.intermediate_values) == [1, 2, 3, 4]
+    assert poor.state.name == "PRUNED" and len(poor.intermediate_values) < 4
+    assert results(sweep)["trials"] == {"COMPLETE": 1, "PRUNED": 1}
+    assert not (sweep / "1" / "metrics.json").exists()  # a pruned run does not pose as finished
