@@ -160,8 +160,9 @@ def _check(p: Prepared, schema: DataSchema) -> None:
         check(p.spec, schema, p.trainer)
 
 
-def _evaluate(p: Prepared, model, X: np.ndarray, y: np.ndarray | None) -> dict[str, float]:
-    output = p.adapter.predict(model, X)
+def _evaluate(p: Prepared, model, X: np.ndarray, y: np.ndarray | None,
+              output: np.ndarray | None = None) -> dict[str, float]:
+    output = p.adapter.predict(model, X) if output is None else output
     if p.task == "regression":  # metrics in the target's own units
         output, y = p.target.decode(output), p.target.decode(y)
     return metrics.compute(p.task, y, output, X=X)
@@ -201,7 +202,8 @@ def train(cfg: DictConfig) -> float:
     model = p.adapter.build(p.spec, splits.schema)
     history = p.adapter.fit(model, splits, p.trainer, workdir=out, report=report)
     val = _evaluate(p, model, splits.X_val, splits.y_val)
-    test = _evaluate(p, model, splits.X_test, splits.y_test)
+    test_output = p.adapter.predict(model, splits.X_test)
+    test = _evaluate(p, model, splits.X_test, splits.y_test, test_output)
 
     if cv is not None:
         name, value = f"cv/{p.metric}_mean", cv.get(f"{p.metric}_mean", float("nan"))
@@ -235,7 +237,7 @@ def train(cfg: DictConfig) -> float:
         })
     record["seconds"] = round(time.perf_counter() - start, 3)
     write_json(out / "metrics.json", record)
-    _plots(cfg, p, history, model, splits, out)
+    _plots(cfg, p, history, test_output, splits, out)
     _summary(p, val, test, cv, record, out)
     return float(value)
 
@@ -250,7 +252,7 @@ def _sweep_reporter(cfg: DictConfig, metric: str):
     return reporter(cfg, metric=metric)
 
 
-def _plots(cfg: DictConfig, p: Prepared, history, model, splits: Splits, out: Path) -> None:
+def _plots(cfg: DictConfig, p: Prepared, history, test_output: np.ndarray, splits: Splits, out: Path) -> None:
     """Learning curve and confusion matrix for runs that train in epochs (plots=auto), or all."""
     wanted = cfg.get("plots", "auto")
     if wanted is False or (wanted == "auto" and len(history.epochs) < 2):
@@ -260,7 +262,7 @@ def _plots(cfg: DictConfig, p: Prepared, history, model, splits: Splits, out: Pa
     if history.epochs:
         plots.learning_curve(history, out / "learning_curve.png")
     if p.task == "classification" and splits.y_test is not None:
-        pred = metrics.labels_from(p.task, p.adapter.predict(model, splits.X_test))
+        pred = metrics.labels_from(p.task, test_output)
         plots.confusion_matrix(splits.y_test, pred, [str(c) for c in splits.schema.classes],
                                out / "confusion_matrix.png")
 
