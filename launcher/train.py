@@ -23,7 +23,7 @@ from launcher import metrics
 from launcher.artifacts import git_commit, save_model, write_json
 from launcher.errors import ConfigError, one_of
 from launcher.frameworks.base import Adapter, DataSchema, Splits
-from launcher.frameworks.manager import FRAMEWORKS, instantiate_adapter
+from launcher.frameworks.manager import frameworks_supporting, instantiate_adapter
 from launcher.paths import CONFIG_DIR, original_cwd, run_dir
 from launcher.preprocessing import Preprocessor
 
@@ -52,30 +52,6 @@ def model_tasks(spec: dict[str, Any]) -> tuple[str, ...]:
 
         return estimator_tasks(spec)
     return ("classification", "regression")
-
-
-def frameworks_supporting(model_type: str) -> list[str]:
-    """Frameworks whose adapter class declares `model_type`, without importing a framework."""
-    out = []
-    for name in FRAMEWORKS:
-        try:
-            adapter_cls = _adapter_class(name)
-        except ConfigError:
-            continue
-        if model_type in adapter_cls.model_types:
-            out.append(name)
-    return out
-
-
-def _adapter_class(name: str):
-    import importlib
-
-    target = str(OmegaConf.load(CONFIG_DIR / "framework" / f"{name}.yaml")._target_)
-    module, _, cls = target.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ImportError:
-        raise ConfigError(f"framework={name} has no adapter in this version") from None
 
 
 def models_for(task: str) -> list[str]:

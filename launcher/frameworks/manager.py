@@ -50,13 +50,24 @@ def instantiate_adapter(framework_cfg: DictConfig, check_enabled: bool = True) -
     return instantiate({"_target_": target}, **kwargs)
 
 
+def adapter_class(name: str) -> type[Adapter] | None:
+    """The adapter class a framework config names, or None if this version has none.
+    Adapter modules import no framework, so this is cheap."""
+    target = str(OmegaConf.load(CONFIG_DIR / "framework" / f"{name}.yaml")._target_)
+    module, _, cls = target.rpartition(".")
+    if importlib.util.find_spec(module) is None:
+        return None
+    return getattr(importlib.import_module(module), cls)
+
+
 def available_adapters() -> list[str]:
-    out = []
-    for name in FRAMEWORKS:
-        target = OmegaConf.load(CONFIG_DIR / "framework" / f"{name}.yaml")._target_
-        if importlib.util.find_spec(target.rpartition(".")[0]) is not None:
-            out.append(name)
-    return out
+    return [name for name in FRAMEWORKS if adapter_class(name) is not None]
+
+
+def frameworks_supporting(model_type: str) -> list[str]:
+    """Frameworks whose adapter declares `model_type`."""
+    return [name for name in FRAMEWORKS
+            if (cls := adapter_class(name)) is not None and model_type in cls.model_types]
 
 
 class FrameworkManager:

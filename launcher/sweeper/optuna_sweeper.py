@@ -333,12 +333,9 @@ class OptunaSweeperImpl:
         return instantiate(spec, _convert_="all")
 
     def _pruner(self) -> Any:
-        import optuna
-        from hydra.utils import instantiate
+        from launcher.sweeper.pruning import make_pruner
 
-        if not self.pruner_spec or not self.pruner_spec.get("_target_"):
-            return optuna.pruners.NopPruner()
-        return instantiate(self.pruner_spec)
+        return make_pruner(self.pruner_spec)
 
     def _enqueue(self, study: Any, space: SearchSpace) -> None:
         for point in self.enqueue_points:

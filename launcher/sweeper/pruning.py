@@ -68,7 +68,7 @@ def reporter(cfg: Any, metric: str | None = None) -> Report | None:
         study_name=str(_get(link, "study")),
         storage=storage,
         sampler=optuna.samplers.RandomSampler(),
-        pruner=_pruner(_get(link, "pruner")),
+        pruner=make_pruner(_get(link, "pruner")),
     )
     trial = optuna.trial.Trial(study, int(_get(link, "trial_id")))
     name = _get(link, "metric") or metric or _get(_get(cfg, "task"), "metric")
@@ -99,7 +99,8 @@ def _score(metrics: Mapping[str, float], name: str | None, maximize: bool) -> tu
     return "", None
 
 
-def _pruner(spec: Any) -> Any:
+def make_pruner(spec: Any) -> Any:
+    """The Optuna pruner a config names ({_target_: ..., ...}); none or no _target_: NopPruner."""
     import optuna
 
     if not spec or not _get(spec, "_target_"):
