@@ -1,4 +1,4 @@
-"""Epoch time of the launcher's PyTorch fit (Lightning) against a hand-written training loop.
+"""Epoch time of the launcher's PyTorch fit (Lightning Fabric) against a hand-written loop.
 
 Same network (built by the adapter, same initial weights), same data, batch size, optimizer
 and thread count, in the same process. An "epoch" is what the launcher does per epoch: one
@@ -27,8 +27,8 @@ import numpy as np
 def digits_splits(rows: int | None, seed: int = 0):
     from sklearn.datasets import load_digits
 
+    from launcher.core.types import DataSchema
     from launcher.data import make_splits, split_indices
-    from launcher.frameworks.base import DataSchema
 
     d = load_digits()
     X, y = d.data.astype(np.float32), d.target.astype(np.int64)
@@ -77,11 +77,13 @@ def hand_loop(net, splits, epochs: int, batch_size: int, lr: float, seed: int) -
 
 
 def launcher_fit(adapter, spec, splits, epochs: int, batch_size: int, lr: float, seed: int, workdir) -> float:
+    from launcher.core.trainer import TrainerSettings
+
     model = adapter.build(spec, splits.schema)
-    trainer = {"max_epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "adam",
-               "early_stopping": {"enabled": False}}
+    settings = TrainerSettings(max_epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer="adam",
+                               early_stopping=False, num_threads=adapter.num_threads)
     start = time.perf_counter()
-    adapter.fit(model, splits, trainer, workdir=workdir)
+    adapter.fit(model, splits, settings, workdir=workdir)
     return time.perf_counter() - start
 
 
@@ -98,13 +100,13 @@ def main() -> None:
     import lightning
     import torch
 
-    from launcher.architectures import parse_spec
-    from launcher.frameworks import torch_networks as nets
-    from launcher.frameworks.pytorch import PyTorchAdapter
+    from launcher.core.specs import parse_spec
+    from launcher.frameworks.torch import TorchAdapter
+    from launcher.frameworks.torch import networks as nets
 
     torch.set_num_threads(args.threads)
     splits = digits_splits(args.rows)
-    adapter = PyTorchAdapter(device={"name": "cpu", "accelerator": "cpu", "devices": 1, "strategy": "auto"},
+    adapter = TorchAdapter(device={"name": "cpu", "accelerator": "cpu", "devices": 1, "strategy": "auto"},
                              num_threads=args.threads)
     specs = {"mlp": {"type": "mlp", "hidden_sizes": [128, 64], "dropout": 0.1},
              "cnn": {"type": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3], "hidden_sizes": [128],

@@ -1,7 +1,7 @@
-"""A Hydra-configured training launcher for PyTorch, TensorFlow, scikit-learn and JAX.
+"""A Hydra-configured training launcher for scikit-learn and PyTorch.
 
-`import launcher` stays light: frameworks load only when a run needs them. The names below
-are resolved on first use.
+`import launcher` stays light: frameworks load only when a run needs them, and the names below
+are resolved on first use. The Python API is launcher.api; `python -m launcher` trains.
 """
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "FrameworkManager": "launcher.frameworks.manager",
-    "MLFrameworkManager": "launcher.frameworks.manager",
-    "FrameworkStatus": "launcher.frameworks.base",
-    "DataSchema": "launcher.frameworks.base",
-    "Splits": "launcher.frameworks.base",
-    "LauncherError": "launcher.errors",
-    "ScikitLearnFramework": ("launcher.frameworks.sklearn", "SklearnAdapter"),
-    "SklearnAdapter": "launcher.frameworks.sklearn",
-    "PyTorchFramework": ("launcher.frameworks.pytorch", "PyTorchAdapter"),
-    "PyTorchAdapter": "launcher.frameworks.pytorch",
+    "MLFrameworkManager": "launcher.api",
+    "FrameworkManager": "launcher.api",
+    "Framework": "launcher.api",
+    "PyTorchFramework": "launcher.api",
+    "TensorFlowFramework": "launcher.api",
+    "ScikitLearnFramework": "launcher.api",
+    "JAXFramework": "launcher.api",
+    "FrameworkStatus": "launcher.core.types",
+    "DataSchema": "launcher.core.types",
+    "Splits": "launcher.core.types",
+    "History": "launcher.core.types",
+    "LauncherError": "launcher.core.errors",
 }
 
 __all__ = sorted(_LAZY)
@@ -30,8 +32,6 @@ def __getattr__(name: str) -> Any:
 
     if name not in _LAZY:
         raise AttributeError(f"module 'launcher' has no attribute {name!r}")
-    target = _LAZY[name]
-    module, attr = target if isinstance(target, tuple) else (target, name)
-    value = getattr(importlib.import_module(module), attr)
+    value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value

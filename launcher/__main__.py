@@ -1,14 +1,17 @@
-"""python -m launcher [overrides]: train, evaluate and save one model (or -m for a sweep)."""
+"""python -m launcher [overrides]: train, evaluate and save one model; -m for a grid or a sweep.
+
+Also installed as the `launcher` command (the same app; Hydra's tab completion works for it).
+`--help` lists the config groups and their options; `--cfg job` prints the composed config.
+"""
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from launcher.errors import LauncherError
+from launcher.core.errors import LauncherError
 
 log = logging.getLogger("launcher")
 
@@ -20,9 +23,9 @@ def _multirun() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://launcher.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from launcher.train import train
+    from launcher.pipeline.train import train
 
     try:
         return train(cfg)
@@ -37,5 +40,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     main()

@@ -20,7 +20,9 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ArtifactError
+from launcher.core.adapter import Adapter
+from launcher.core.errors import ArtifactError
+from launcher.io import umask, write_json
 
 METADATA = "metadata.json"
 FORMAT_VERSION = 1
@@ -32,37 +34,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file in the same directory, fsync, rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_jsonable)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 def versions(*packages: str) -> dict[str, str | None]:
@@ -84,7 +55,7 @@ def git_commit(directory: Path) -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def save_model(adapter, model, directory: Path, files: dict[str, Any] | None = None,
+def save_model(adapter: Adapter, model, directory: Path, files: dict[str, Any] | None = None,
                metadata: dict[str, Any] | None = None) -> Path:
     """Save `model` through its adapter into `directory`, atomically, with metadata.
 
@@ -102,12 +73,12 @@ def save_model(adapter, model, directory: Path, files: dict[str, Any] | None = N
             "format_version": FORMAT_VERSION,
             "framework": adapter.name,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions(*adapter_packages(adapter)),
+            "versions": versions(*adapter.packages),
             **(metadata or {}),
             "checksums": files,
         }
         write_json(tmp / METADATA, meta)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a model dir is as readable as any
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; a model dir is as readable as any
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(tmp, directory)
@@ -115,10 +86,6 @@ def save_model(adapter, model, directory: Path, files: dict[str, Any] | None = N
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
-
-
-def adapter_packages(adapter) -> tuple[str, ...]:
-    return tuple(getattr(adapter, "packages", ()) or (adapter.library,))
 
 
 def read_metadata(directory: Path) -> dict[str, Any]:
@@ -154,12 +121,10 @@ def model_dir(run: Path) -> Path:
     return run if (run / METADATA).is_file() else run / "model"
 
 
-def load_model(directory: Path, adapter=None):
-    """(model, metadata) from a verified model directory."""
+def load_model(directory: Path, adapter: Adapter):
+    """(model, metadata) from a verified model directory, loaded by `adapter`."""
     directory = model_dir(directory)
     meta = read_metadata(directory)
-    if adapter is None:
-        from launcher.frameworks.manager import FrameworkManager
-
-        adapter = FrameworkManager().get_framework(meta["framework"])
+    if meta.get("framework") != adapter.name:
+        raise ArtifactError(f"{directory} holds a {meta.get('framework')} model, not a {adapter.name} one")
     return adapter.load(directory), meta

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from launcher.errors import ConfigError, one_of
+from launcher.core.errors import ConfigError, one_of
 
-# metric -> direction an optimiser should take
-DIRECTIONS = {
+# metric -> the direction an optimiser takes it in
+DIRECTION = {
     "accuracy": "maximize", "balanced_accuracy": "maximize", "f1_macro": "maximize",
     "log_loss": "minimize", "roc_auc": "maximize",
     "r2": "maximize", "rmse": "minimize", "mae": "minimize",

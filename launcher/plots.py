@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from launcher.frameworks.base import History
+from launcher.core.types import History
 
 
 def _pyplot():

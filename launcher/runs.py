@@ -1,9 +1,9 @@
 """Past runs and sweeps, with their scores; and runs side by side.
 
-    python -m launcher.runs                          # runs and sweeps under ./outputs and ./multirun, newest first
-    python -m launcher.runs --sort best --limit 10   # best first (score in each objective's direction)
-    python -m launcher.runs root=/path/to/project    # or --root
-    python -m launcher.runs --json                   # machine-readable
+    python -m launcher.runs                          # runs and sweeps under ./outputs, newest first
+    python -m launcher.runs sort=best limit=10       # best first (score in each objective's direction)
+    python -m launcher.runs root=/path/to/project    # another project (or any folder of runs)
+    python -m launcher.runs json=true                # machine-readable
     python -m launcher.runs compare DIR1 DIR2 ...    # metrics and differing config keys side by side
 
 A run is a directory with metrics.json (written by launcher.train). A sweep is a directory with
@@ -12,7 +12,6 @@ its best trial's. Only light imports here: the standard library and PyYAML.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -23,6 +22,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import yaml
+
+from launcher.core import cli
+from launcher.core.errors import LauncherError
+from launcher.io import format_table
 
 SWEEP_MARKERS = ("optimization_results.yaml", "multirun.yaml")
 
@@ -87,9 +90,9 @@ def read_sweep(directory: Path) -> Entry | None:
 
 
 def scan(root: Path) -> list[Entry]:
-    """Runs and sweeps under root/outputs and root/multirun (or under root itself)."""
-    bases = [root / "outputs", root / "multirun"]
-    bases = [b for b in bases if b.is_dir()] or [root]
+    """Runs and sweeps under root/outputs (single runs in outputs/<date>/<time>, multiruns in
+    outputs/multirun/<date>/<time>), or under root itself when it has no outputs/."""
+    bases = [root / "outputs"] if (root / "outputs").is_dir() else [root]
     entries: list[Entry] = []
     for base in bases:
         for directory, subdirs, files in os.walk(base):
@@ -115,7 +118,7 @@ def ordered(entries: Iterable[Entry], sort: str = "newest", metric: str | None =
     return sorted(chosen, key=lambda e: e.time, reverse=True)
 
 
-def format_table(entries: Sequence[Entry], root: Path) -> str:
+def listing_table(entries: Sequence[Entry], root: Path) -> str:
     if not entries:
         return f"no runs or sweeps under {root}"
     header = ["when", "kind", "objective", "value", "model", "framework", "data", "trials", "path"]
@@ -127,7 +130,7 @@ def format_table(entries: Sequence[Entry], root: Path) -> str:
             _fmt(e.value), e.model or "-", e.framework or "-", e.data or "-", trials or "-",
             _relative(e.path, root),
         ])
-    return _table(rows)
+    return format_table(rows)
 
 
 def compare(directories: Sequence[Path]) -> str:
@@ -139,11 +142,11 @@ def compare(directories: Sequence[Path]) -> str:
         if read_sweep(directory) is not None:
             best = read_sweep(directory).best_run
             if not best:
-                raise SystemExit(f"{directory}: the sweep has no finished run to compare")
+                raise LauncherError(f"{directory}: the sweep has no finished run to compare")
             directory = Path(best)
         metrics = _json(directory / "metrics.json")
         if metrics is None:
-            raise SystemExit(f"{directory}: no metrics.json (not a run directory of launcher.train)")
+            raise LauncherError(f"{directory}: no metrics.json; give run or sweep directories of python -m launcher")
         config = _flatten(_yaml(directory / ".hydra" / "config.yaml") or {})
         config.pop("sweep_trial", None)
         config = {k: v for k, v in config.items() if not k.startswith("sweep_trial.")}
@@ -163,42 +166,40 @@ def compare(directories: Sequence[Path]) -> str:
     differing = [k for k in keys if len({json.dumps(c.get(k), default=str) for _, _, c in runs}) > 1]
     for key in differing:
         rows.append([key, *(_short_value(c[key]) if key in c else "-" for _, _, c in runs)])
-    return _table(rows)
+    return format_table(rows)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = [_dashed(a) for a in (sys.argv[1:] if argv is None else argv)]
-    parser = argparse.ArgumentParser(prog="python -m launcher.runs", description=__doc__.split("\n")[0])
-    parser.add_argument("command", nargs="?", default="list", choices=["list", "compare"])
-    parser.add_argument("dirs", nargs="*", type=Path, help="compare: run or sweep directories")
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="where outputs/ and multirun/ are")
-    parser.add_argument("--sort", choices=["newest", "best"], default="newest")
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--metric", default=None, help="only entries with this objective, e.g. val/accuracy")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
+OPTIONS = {"root": "the project folder whose outputs/ to read (default: here)",
+           "sort": "newest (default) or best (each objective in its own direction)",
+           "limit": "show at most this many entries", "metric": "only entries with this objective, e.g. val/accuracy",
+           "json": "true: print JSON instead of a table"}
+COMMANDS = {"list": "runs and sweeps, newest or best first (the default)",
+            "compare": "two or more run or sweep directories side by side"}
+USAGE = cli.usage_text("python -m launcher.runs [list|compare DIR DIR...] [key=value ...]", OPTIONS, COMMANDS)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = cli.parse(argv, OPTIONS, USAGE, commands=COMMANDS)
     if args.command == "compare":
-        if len(args.dirs) < 2:
-            parser.error("compare needs two or more run or sweep directories")
-        print(compare(args.dirs))
+        if len(args.operands) < 2:
+            raise LauncherError(f"compare needs two or more run or sweep directories\n{USAGE}")
+        print(compare([Path(d) for d in args.operands]))
         return 0
-    entries = ordered(scan(args.root), args.sort, args.metric)[: args.limit]
-    if args.json:
+    if args.operands:
+        raise LauncherError(f"unexpected argument {args.operands[0]!r}\n{USAGE}")
+    sort = args.get("sort", "newest")
+    if sort not in ("newest", "best"):
+        raise LauncherError(f"sort={sort!r} is unknown; expected newest or best")
+    root = Path(args.get("root") or Path.cwd())
+    entries = ordered(scan(root), sort, args.get("metric"))[: args.integer("limit")]
+    if args.flag("json"):
         print(json.dumps([asdict(e) for e in entries], indent=2))
     else:
-        print(format_table(entries, args.root))
+        print(listing_table(entries, root))
     return 0
 
 
 # -- small helpers ---------------------------------------------------------------------------
-def _dashed(arg: str) -> str:
-    """Accept Hydra-style key=value (root=DIR, sort=best) as well as --key value."""
-    key, sep, value = arg.partition("=")
-    if sep and not arg.startswith("-") and key in {"root", "sort", "limit", "metric"}:
-        return f"--{key}={value}"
-    return arg
-
-
 def _children(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -266,12 +267,5 @@ def _relative(path: str, root: Path) -> str:
         return path
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli.run(main)

@@ -1,53 +1,118 @@
-"""The Python API over the same core: framework manager, adapters on arrays."""
+"""The Python API over the same core: framework objects that honour their config, the manager,
+and array-level training, as the first users write it."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_diabetes, load_iris
 
 import launcher
-from launcher.errors import ConfigError
+from launcher.core.errors import ConfigError
+
+# The framework settings in the shape the first users wrote them.
+FIRST_USERS_CONFIG = {
+    "pytorch": {"enabled": True, "device": "auto", "num_threads": 4, "backend_mkl": True},
+    "tensorflow": {"enabled": True, "gpu_support": True},
+    "scikit_learn": {"enabled": True, "n_jobs": -1},
+    "jax": {"enabled": True},
+}
 
 
 def test_manager_lists_and_reports_every_framework_without_crashing():
-    fm = launcher.FrameworkManager()
-    assert fm.list_frameworks() == ["pytorch", "tensorflow", "sklearn", "jax"]
-    status = fm.status()
-    assert set(status) == set(fm.list_frameworks())
+    manager = launcher.MLFrameworkManager()
+    assert manager.list_frameworks() == ["pytorch", "tensorflow", "sklearn", "jax"]
+    status = manager.get_framework_status()  # no argument: every framework's status
+    assert set(status) == set(manager.list_frameworks())
     assert status["sklearn"].installed and status["sklearn"].devices == ["cpu"]
-    assert launcher.MLFrameworkManager is launcher.FrameworkManager
+    assert launcher.FrameworkManager is launcher.MLFrameworkManager
+
+
+def test_the_first_users_settings_are_accepted_and_reach_the_adapters():
+    manager = launcher.MLFrameworkManager(FIRST_USERS_CONFIG)
+    sk = manager.get_framework("scikit_learn")
+    assert isinstance(sk, launcher.ScikitLearnFramework) and sk.adapter.n_jobs == -1
+    pytorch = manager.get_framework("pytorch")
+    assert pytorch.adapter.num_threads == 4 and pytorch.adapter.backend_mkl is True
+    assert pytorch.adapter.device["name"] == "auto"
+    for name in ("tensorflow", "jax"):
+        status = manager.get_framework_status(name)
+        assert status.name == name and status.enabled
+    assert launcher.TensorFlowFramework(FIRST_USERS_CONFIG["tensorflow"]).config.gpu_support is True
+    assert launcher.JAXFramework(FIRST_USERS_CONFIG["jax"]).enabled
+
+
+def test_a_framework_honours_the_dict_it_is_given():
+    off = launcher.PyTorchFramework({"num_threads": 2, "enabled": False})
+    assert off.config.num_threads == 2 and off.enabled is False
+    status = off.initialize()
+    assert status.enabled is False and "framework.enabled=false" in status.detail
+    with pytest.raises(ConfigError, match="framework.enabled=true"):
+        off.create_model({"type": "mlp", "parameters": {"layer_sizes": [4, 8, 3]}})
+    cpu = launcher.PyTorchFramework({"device": "cpu", "num_threads": 1})
+    assert cpu.adapter.device["name"] == "cpu" and cpu.adapter.num_threads == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: launcher.PyTorchFramework({"threads": 4}),
+    lambda: launcher.ScikitLearnFramework({"n_job": 2}),
+    lambda: launcher.MLFrameworkManager({"tensorflow": {"gpu": True}}),
+    lambda: launcher.MLFrameworkManager({"mxnet": {}}),
+])
+def test_an_unknown_setting_or_framework_is_a_clear_error(make):
+    with pytest.raises(ConfigError, match="expected one of"):
+        make()
 
 
 def test_health_check_fits_a_tiny_model():
-    st = launcher.FrameworkManager().get_framework_status("sklearn", health_check=True)
-    assert st.healthy is True
+    status = launcher.MLFrameworkManager().get_framework_status("sklearn", health_check=True)
+    assert status.healthy is True
 
 
-def test_disabled_framework_is_reported_and_refused():
-    fm = launcher.FrameworkManager(settings={"sklearn": {"enabled": False}})
-    assert fm.get_framework_status("sklearn").enabled is False
-    assert "disabled" in fm.get_framework_status("sklearn").detail
-    with pytest.raises(ConfigError, match="framework.enabled=true"):
-        fm.get_framework("sklearn")
-
-
-def test_unknown_framework_names_the_known_ones():
-    with pytest.raises(ConfigError, match="jax, pytorch, sklearn, tensorflow"):
-        launcher.FrameworkManager().get_framework("mxnet")
-
-
-def test_sklearn_adapter_on_arrays_with_the_legacy_names(tmp_path):
+def test_sklearn_on_arrays_with_the_first_users_names(tmp_path):
     X, y = load_iris(return_X_y=True)
-    sk = launcher.FrameworkManager().get_framework("sklearn")
-    assert isinstance(sk, launcher.ScikitLearnFramework)
-    from launcher import DataSchema
-
-    schema = DataSchema("classification", 4, classes=[0, 1, 2])
+    sk = launcher.ScikitLearnFramework({"n_jobs": 1})
+    sk.initialize()
+    schema = launcher.DataSchema("classification", 4, classes=[0, 1, 2])
     model = sk.create_model({"type": "random_forest", "parameters": {"n_estimators": 30}}, schema)
-    assert model.estimator.n_estimators == 30
+    assert model.estimator.n_estimators == 30  # the estimator reads through
     sk.train_model(model, X, y)
-    scores = sk.evaluate_model(model, X, y)
-    assert scores["accuracy"] > 0.9
+    assert sk.evaluate_model(model, X, y)["accuracy"] > 0.9
     sk.save_model(model, tmp_path / "m")
     again = sk.load_model(tmp_path / "m")
-    np.testing.assert_allclose(sk.predict(again, X.astype(np.float32)), sk.predict(model, X.astype(np.float32)))
+    np.testing.assert_allclose(sk.predict(again, X), sk.predict(model, X))
+
+
+def test_pytorch_on_arrays_as_the_first_users_wrote_it(tmp_path):
+    pytest.importorskip("torch")
+    pytorch = launcher.PyTorchFramework({"device": "auto", "num_threads": 1})
+    pytorch.initialize()
+    model = pytorch.create_model({"type": "mlp", "parameters": {
+        "layer_sizes": [784, 128, 64, 10], "activation": "relu", "dropout": 0.2}})
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 784)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0)
+    history = pytorch.train_model(model, X, y, max_epochs=4, lr=0.01)
+    assert [e["epoch"] for e in history.epochs] == [1, 2, 3, 4]
+    assert pytorch.predict(model, X).shape == (300, 10)
+    assert pytorch.evaluate_model(model, X, y)["accuracy"] > 0.5  # 4 classes: 0.25 by chance
+    pytorch.save_model(model, tmp_path / "net")
+    again = pytorch.load_model(tmp_path / "net")
+    np.testing.assert_allclose(pytorch.predict(again, X), pytorch.predict(model, X), rtol=1e-6)
+
+
+def test_regression_on_arrays_predicts_in_the_units_of_y(tmp_path):
+    X, y = load_diabetes(return_X_y=True)  # y: 25 to 346
+    sk = launcher.MLFrameworkManager().get_framework("sklearn")
+    model = sk.create_model({"type": "logistic_regression"}, launcher.DataSchema("regression", 10))
+    sk.train_model(model, X, y)
+    pred = sk.predict(model, X)
+    assert 100 < pred.mean() < 200 and sk.evaluate_model(model, X, y)["r2"] > 0.4
+    sk.save_model(model, tmp_path / "ridge")
+    np.testing.assert_allclose(sk.predict(sk.load_model(tmp_path / "ridge"), X), pred)
+
+
+def test_labels_outside_the_schema_are_refused():
+    sk = launcher.ScikitLearnFramework()
+    model = sk.create_model({"type": "logistic_regression"}, launcher.DataSchema("classification", 2, classes=["a", "b"]))
+    with pytest.raises(ConfigError, match="label 'c'"):
+        sk.train_model(model, np.zeros((20, 2)), ["a", "b", "c", "a"] * 5)

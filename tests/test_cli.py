@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import HEAVY, messy_frame
+from helpers import HEAVY, messy_frame
 
 
 def only_run(root: Path) -> Path:
-    runs = [p.parent for p in root.glob("outputs/*/*/metrics.json")]
+    runs = [p.parent for p in root.glob("outputs/*/*/metrics.json") if "multirun" not in p.parts]
     assert len(runs) == 1, runs
     return runs[0]
 
@@ -35,7 +35,7 @@ def test_default_job_writes_a_complete_run_directory(cli, tmp_path):
 def test_multirun_grid(cli, tmp_path):
     res = cli("-m", "model=random_forest,logistic_regression", "data=iris")
     assert res.returncode == 0, res.stderr
-    records = [json.loads(p.read_text()) for p in tmp_path.glob("multirun/*/*/*/metrics.json")]
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/multirun/*/*/*/metrics.json")]
     assert sorted(r["model"] for r in records) == ["logistic_regression", "random_forest"]
 
 
@@ -108,16 +108,21 @@ def test_bad_input_is_refused_with_one_clear_message(cli, tmp_path, case, overri
 
 
 def test_frameworks_command_reports_every_framework(cli):
-    res = cli("--json", module="launcher.frameworks")
+    res = cli("json=true", module="launcher.frameworks")
     assert res.returncode == 0, res.stderr
     status = json.loads(res.stdout)
     assert set(status) == {"pytorch", "tensorflow", "sklearn", "jax"}
     assert status["sklearn"]["installed"] and status["sklearn"]["version"]
     for name, s in status.items():
         assert s["installed"] in (True, False) and "enabled" in s
-    res = cli("--check", module="launcher.frameworks")
+    res = cli("check=true", module="launcher.frameworks")
     assert res.returncode == 0 and "sklearn" in res.stdout
-    assert any(line.startswith("sklearn") and " ok " in line for line in res.stdout.splitlines())
+    rows = {line.split()[0]: line.split() for line in res.stdout.splitlines()[1:]}
+    assert rows["sklearn"][5] == "ok"
+    assert "epoch" not in res.stdout + res.stderr  # a health check's fit is quiet
+    bad = cli("--json", module="launcher.frameworks")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unexpected argument '--json'")
+    assert "check, json, device" in bad.stderr
 
 
 def test_import_and_sklearn_run_stay_light(tmp_path):
@@ -133,3 +138,44 @@ def test_import_and_sklearn_run_stay_light(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("module", ["launcher.predict", "launcher.runs", "launcher.frameworks"])
+def test_every_tool_takes_key_value_arguments_and_has_help(cli, module):
+    res = cli("--help", module=module)
+    assert res.returncode == 0 and "options (key=value):" in res.stdout
+    res = cli("nonsense=1", module=module)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("error: unexpected argument 'nonsense=1'")
+
+
+def test_help_is_this_tools_own(cli):
+    res = cli("--help")
+    assert res.returncode == 0
+    out = res.stdout
+    assert out.startswith("launcher: train, evaluate and save a model")
+    assert "Powered by Hydra" not in out
+    for group in ("framework:", "model:", "data:", "device:", "experiment:", "hparams_search:"):
+        assert group in out
+    assert "hist_gradient_boosting" in out and "digits_cnn" in out
+    assert out.count("python -m launcher") >= 5  # example commands
+
+
+def test_the_launcher_command_and_its_tab_completion(tmp_path):
+    """The console script is the same app, and Hydra's completion works for it."""
+    import os
+    import shutil
+
+    exe = shutil.which("launcher", path=os.path.dirname(sys.executable))
+    assert exe, "the launcher console script is installed beside the interpreter"
+    env = {**os.environ, "COMP_LINE": "launcher mod", "COMP_POINT": "12"}
+    res = subprocess.run([exe, "-sc", "query=bash"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "model=" in res.stdout.split()
+    env["COMP_LINE"], env["COMP_POINT"] = "launcher model=hist", "19"
+    res = subprocess.run([exe, "-sc", "query=bash"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert "model=hist_gradient_boosting" in res.stdout.split()
+    install = subprocess.run([exe, "-sc", "install=bash"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "complete" in install.stdout and "launcher" in install.stdout

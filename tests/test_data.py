@@ -9,9 +9,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from launcher import data
-from launcher.errors import DataError
-from launcher.preprocessing import Preprocessor
-from tests.conftest import messy_frame
+from launcher.core.errors import DataError
+from launcher.data import Preprocessor
+from helpers import messy_frame
 
 
 def test_preprocessing_types_columns_and_fits_on_train_only():

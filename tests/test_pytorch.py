@@ -1,4 +1,4 @@
-"""The PyTorch adapter (through Lightning) on tiny data: build, fit, resume, save, load, refuse.
+"""The PyTorch adapter (Lightning Fabric) on tiny data: build, fit, resume, save, load, refuse.
 
 Every test trains for 1-4 epochs on a few hundred rows; the quality targets on digits and
 diabetes are checked by benchmarks/pytorch_quality.py (minutes, not seconds).
@@ -19,18 +19,24 @@ pytest.importorskip("lightning")
 
 import torch  # noqa: E402
 
+from launcher.core.errors import ArtifactError, ConfigError  # noqa: E402
+from launcher.core.trainer import TrainerSettings  # noqa: E402
+from launcher.core.types import DataSchema, History  # noqa: E402
 from launcher.data import synthetic_splits  # noqa: E402
-from launcher.errors import ArtifactError, ConfigError  # noqa: E402
-from launcher.frameworks.base import DataSchema, History  # noqa: E402
-from launcher.frameworks.pytorch import PyTorchAdapter  # noqa: E402
+from launcher.frameworks.torch import TorchAdapter  # noqa: E402
 
 CPU = {"name": "cpu", "accelerator": "cpu", "devices": 1, "strategy": "auto"}
-FAST = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0, "early_stopping": {"enabled": False}}
+FAST = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "early_stopping": {"enabled": False}}
+
+
+def settings(seed=0, **trainer):
+    stopping = trainer.pop("early_stopping", FAST["early_stopping"])
+    return TrainerSettings.from_config({**FAST, **trainer, "early_stopping": stopping}, seed)
 
 
 @pytest.fixture(scope="module")
 def adapter():
-    return PyTorchAdapter(device=CPU, num_threads=1)
+    return TorchAdapter(device=CPU, num_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +52,14 @@ def regression_splits():
     return synthetic_splits(n=240, features=6, classes=0, seed=1)
 
 
-def fit(adapter, splits, spec, workdir=None, report=None, **trainer):
+def fit(adapter, splits, spec, workdir=None, report=None, seed=0, **trainer):
     model = adapter.build(spec, splits.schema)
-    history = adapter.fit(model, splits, {**FAST, **trainer}, workdir=workdir, report=report)
+    history = adapter.fit(model, splits, settings(seed, **trainer), workdir=workdir, report=report)
     return model, history
 
 
 def test_importing_the_adapter_and_plots_does_not_import_torch():
-    code = ("import sys, launcher, launcher.frameworks.pytorch, launcher.plots; "
+    code = ("import sys, launcher, launcher.frameworks.torch, launcher.plots; "
             "heavy = [m for m in ('torch', 'lightning', 'matplotlib') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -86,15 +92,16 @@ def test_every_architecture_trains_and_predicts_probabilities(adapter, image_spl
 
 
 @pytest.mark.parametrize("kind", ["mlp", "rnn"])
-def test_regression_predicts_values_on_the_target_scale(adapter, regression_splits, kind):
+def test_regression_learns_and_reports_rmse_in_target_units(adapter, regression_splits, kind):
     spec = {"type": kind, "encoding": "features"} if kind == "rnn" else {"type": kind}
-    y = regression_splits.y_train * 50 + 300  # far from unit scale: the adapter scales internally
-    splits = replace(regression_splits, y_train=y, y_val=regression_splits.y_val * 50 + 300)
-    model, history = fit(adapter, splits, spec, max_epochs=3)
-    assert {"val_r2", "val_rmse"} <= set(history.epochs[-1])
+    # the data layer hands over a standardised y and the target's spread (here 50 units)
+    splits = replace(regression_splits, target_scale=50.0)
+    model, history = fit(adapter, splits, spec, max_epochs=4, lr=0.02)
+    last = history.epochs[-1]
+    assert last["val_rmse"] == pytest.approx(last["val_loss"] ** 0.5 * 50.0, rel=1e-4)
+    assert history.epochs[-1]["val_loss"] < history.epochs[0]["val_loss"]
     out = adapter.predict(model, splits.X_test)
-    assert out.shape == (len(splits.X_test),)
-    assert 150 < out.mean() < 450
+    assert out.shape == (len(splits.X_test),) and np.corrcoef(out, splits.y_test)[0, 1] > 0.5
 
 
 def test_same_seed_same_run_and_another_seed_another(adapter, image_splits):
@@ -112,7 +119,9 @@ def test_best_and_last_checkpoints_are_written_in_the_run_dir(adapter, image_spl
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert history.extra["checkpoints"]["last"] == str(tmp_path / "checkpoints" / "last.ckpt")
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["epoch"] == 1 and ckpt["launcher"]["spec"]["type"] == "mlp"
+    assert ckpt["recorder"]["epochs"][-1]["epoch"] == 2 and ckpt["launcher"]["spec"]["type"] == "mlp"
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert best["epoch"] == history.best_epoch
 
 
 SPEC = {"type": "mlp", "hidden_sizes": [16], "dropout": 0.2, "norm": "batch"}
@@ -158,12 +167,14 @@ def test_an_interrupted_run_resumes_to_the_same_result(adapter, image_splits, tm
         assert lrs[-1] < lrs[0]
 
 
-def test_resume_refuses_a_checkpoint_of_another_model(adapter, image_splits, tmp_path):
+def test_resume_refuses_a_checkpoint_of_another_model_or_other_settings(adapter, image_splits, tmp_path):
     fit(adapter, image_splits, {"type": "mlp", "hidden_sizes": [8]}, tmp_path / "a", max_epochs=1)
     with pytest.raises(ConfigError, match="different model"):
         fit(adapter, image_splits, {"type": "mlp", "hidden_sizes": [16]}, resume_from=str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match=r"other settings \(trainer.lr: 0.01 -> 0.5\)"):
+        fit(adapter, image_splits, {"type": "mlp", "hidden_sizes": [8]}, lr=0.5, resume_from=str(tmp_path / "a"))
     with pytest.raises(ConfigError, match="no checkpoints/last.ckpt"):
-        adapter.check({"type": "mlp"}, image_splits.schema, {**FAST, "resume_from": str(tmp_path)})
+        adapter.check({"type": "mlp"}, image_splits.schema, settings(resume_from=str(tmp_path)))
 
 
 def test_a_pruned_trial_reaches_the_caller_as_trial_pruned(adapter, image_splits):
@@ -193,13 +204,11 @@ def test_bf16_mixed_precision_trains_on_cpu(adapter, image_splits):
     assert np.isfinite(adapter.predict(model, image_splits.X_test)).all()
 
 
-def test_num_threads_is_applied(image_splits):
-    before = torch.get_num_threads()
-    try:
-        _, history = fit(PyTorchAdapter(device=CPU), image_splits, {"type": "mlp"}, max_epochs=1, num_threads=1)
-        assert history.extra["threads"] == 1 == torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+def test_num_threads_is_applied_for_the_fit_and_restored_after(image_splits):
+    torch.set_num_threads(2)
+    _, history = fit(TorchAdapter(device=CPU), image_splits, {"type": "mlp"}, max_epochs=1, num_threads=1)
+    assert history.extra["threads"] == 1
+    assert torch.get_num_threads() == 2
 
 
 @pytest.mark.parametrize("spec,schema_shape,trainer,message", [
@@ -210,22 +219,22 @@ def test_num_threads_is_applied(image_splits):
     ({"type": "mlp"}, None, {"precision": "16-mixed"}, "16-mixed needs a GPU"),
     ({"type": "mlp"}, None, {"precision": "64"}, "expected one of: 32, bf16-mixed, 16-mixed"),
     ({"type": "mlp"}, None, {"optimizer": "lbfgs"}, "expected one of: adam, adamw, sgd"),
-    ({"type": "mlp"}, None, {"scheduler": "onecycle"}, "cosine, none, plateau, step"),
+    ({"type": "mlp"}, None, {"scheduler": "onecycle"}, "none, cosine, step, plateau"),
     ({"type": "mlp"}, None, {"batch_size": 0}, "positive integer"),
     ({"type": "mlp"}, None, {"early_stopping": {"enabled": True, "monitor": "val_r2"}}, "does not apply to classification"),
 ])
 def test_check_refuses_bad_input_before_training(adapter, spec, schema_shape, trainer, message):
     schema = DataSchema("classification", 16, [], [0, 1], schema_shape)
     with pytest.raises(ConfigError, match=message):
-        adapter.check(spec, schema, {**FAST, **trainer})
+        adapter.check(spec, schema, settings(**trainer))
 
 
 @pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="a GPU is present")
 def test_device_gpu_without_a_gpu_is_a_clear_error(image_splits):
-    gpu = PyTorchAdapter(device={"name": "gpu", "accelerator": "gpu", "devices": 1, "strategy": "auto"})
+    gpu = TorchAdapter(device={"name": "gpu", "accelerator": "gpu", "devices": 1, "strategy": "auto"})
     with pytest.raises(ConfigError, match="asks for a GPU.*use device=cpu or device=auto"):
-        gpu.check({"type": "mlp"}, image_splits.schema, FAST)
-    auto = PyTorchAdapter(device={"name": "auto", "accelerator": "auto", "devices": "auto", "strategy": "auto"})
+        gpu.check({"type": "mlp"}, image_splits.schema, settings())
+    auto = TorchAdapter(device={"name": "auto", "accelerator": "auto", "devices": "auto", "strategy": "auto"})
     _, history = fit(auto, image_splits, {"type": "mlp"}, max_epochs=1)
     assert history.device == "cpu"
 
@@ -246,7 +255,7 @@ def test_save_and_load_without_pickle(adapter, image_splits, tmp_path):
 
 
 def test_a_plain_line_per_epoch_when_output_is_not_a_terminal(adapter, image_splits, caplog):
-    with caplog.at_level(logging.INFO, logger="launcher.frameworks.pytorch"):
+    with caplog.at_level(logging.INFO, logger="launcher"):
         fit(adapter, image_splits, {"type": "mlp"})
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert len(lines) == 2 and lines[0].startswith("epoch 1/2  train_loss=") and "val_accuracy=" in lines[0]
@@ -264,31 +273,14 @@ def test_plots_are_png_files(tmp_path):
     assert plots.learning_curve(History(), tmp_path / "none.png") is None
 
 
-def test_legacy_python_api_builds_from_layer_sizes_and_trains_on_arrays(tmp_path):
-    from launcher import FrameworkManager
-
-    framework = FrameworkManager().get_framework("pytorch")
-    model = framework.create_model({"type": "mlp", "parameters": {
-        "layer_sizes": [784, 128, 64, 10], "activation": "relu", "dropout": 0.2}})
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 784)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0)
-    history = framework.train_model(model, X, y, max_epochs=2, num_threads=1)
-    assert len(history.epochs) == 2
-    assert framework.predict(model, X).shape == (200, 10)
-    assert 0.0 <= framework.evaluate_model(model, X, y)["accuracy"] <= 1.0
-
-
 def test_lightning_refusing_the_device_settings_is_a_config_error(image_splits):
-    odd = PyTorchAdapter(device={"name": "cpu", "accelerator": "cpu", "devices": 1, "strategy": "no_such_strategy"})
+    odd = TorchAdapter(device={"name": "cpu", "accelerator": "cpu", "devices": 1, "strategy": "no_such_strategy"})
     with pytest.raises(ConfigError, match="Lightning refused device=cpu.*no_such_strategy"):
         fit(odd, image_splits, {"type": "mlp"}, max_epochs=1)
-    # Lightning's own loggers are back to their levels afterwards
-    assert logging.getLogger("lightning.pytorch.utilities.rank_zero").level != logging.WARNING
 
 
 def test_a_last_batch_of_one_row_does_not_break_batch_norm(adapter):
     splits = synthetic_splits(n=260, features=4, classes=2, seed=2)  # 130 training rows
     model, history = fit(adapter, splits, {"type": "mlp", "hidden_sizes": [8], "norm": "batch"}, batch_size=43,
-                         max_epochs=1)
+                         max_epochs=1)  # 43 + 43 + 43 + 1: the lone row joins the batch before
     assert len(history.epochs) == 1 and np.isfinite(history.epochs[0]["train_loss"])

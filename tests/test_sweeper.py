@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from sweeper_helpers import app_command, env, results, run, states, study_trials, trials_csv
+from launcher.core.errors import ConfigError
+from helpers import app_command, env, results, run, states, study_trials, trials_csv
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,7 @@ def test_fixed_values_and_command_line_win_over_params():
 def test_reversed_interval_is_refused():
     from launcher.sweeper.search_space import parse_search_space
 
-    with pytest.raises(ValueError, match="low <= high"):
+    with pytest.raises(ConfigError, match="low <= high"):
         parse_search_space({}, ["a=interval(5, 1)"])
 
 

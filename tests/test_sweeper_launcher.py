@@ -13,8 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from launcher.paths import CONFIG_DIR
-from sweeper_helpers import app_command, env, launcher_command, results, run, states, study_trials
+from launcher.core.paths import CONFIG_DIR
+from helpers import app_command, env, launcher_command, results, run, states, study_trials
 
 SEARCHES = sorted(p.stem for p in (Path(CONFIG_DIR) / "hparams_search").glob("*.yaml"))
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from launcher import artifacts
-from launcher.errors import ArtifactError, ConfigError, DataError
-from launcher.train import train
+from launcher.core.errors import ArtifactError, ConfigError, DataError
+from launcher.pipeline.train import train
 
 FAST = {"random_forest": ["model.estimator.n_estimators=15"], "extra_trees": ["model.estimator.n_estimators=15"],
         "hist_gradient_boosting": ["model.estimator.max_iter=20"]}
@@ -45,7 +45,7 @@ def test_models_train_and_return_their_objective(make_cfg, model, data, metric):
 
 
 def cfg_dir(make_cfg):
-    from launcher.paths import run_dir
+    from launcher.core.paths import run_dir
 
     return run_dir()
 
@@ -88,19 +88,32 @@ def test_cross_validation_reports_mean_and_spread(make_cfg):
 
 
 def test_same_seed_same_result_other_seed_other_split(make_cfg):
-    a = train(make_cfg("model=random_forest", "model.estimator.n_estimators=10", run="a"))
-    b = train(make_cfg("model=random_forest", "model.estimator.n_estimators=10", run="b"))
-    assert a == b
+    def run(seed, name):
+        train(make_cfg("model=random_forest", "model.estimator.n_estimators=10", "data=wine", f"seed={seed}", run=name))
+        from launcher.core.paths import run_dir
+
+        return json.loads((run_dir() / "metrics.json").read_text())
+
+    a, b, c = run(1, "a"), run(1, "b"), run(2, "c")
+    assert a["val"] == b["val"] and a["test"] == b["test"]
+    assert (a["val"], a["test"]) != (c["val"], c["test"])  # another seed: another split and forest
 
 
 def test_saved_model_reloads_and_predicts_the_same(make_cfg):
-    from launcher.frameworks.sklearn import SklearnAdapter
+    import pandas as pd
+    from sklearn.datasets import load_iris
 
-    train(make_cfg("model=svm", "data=iris"))
-    model, meta = artifacts.load_model(cfg_dir(make_cfg))
-    X = np.zeros((3, 4), dtype=np.float32)
-    assert SklearnAdapter().predict(model, X).shape == (3, 3)
-    assert meta["metrics"]["test"]["accuracy"] > 0.8
+    from launcher.pipeline.predict import SavedRun
+
+    train(make_cfg("model=svm", "data=iris", "seed=3"))
+    saved = SavedRun.load(cfg_dir(make_cfg))
+    assert saved.meta["metrics"]["test"]["accuracy"] > 0.8
+    iris = load_iris(as_frame=True)
+    result = saved.predict(iris.data)
+    # the reloaded model scores on all rows what a fitted SVM scores: it is the trained model
+    accuracy = (result.values == np.asarray(iris.target_names)[iris.target]).mean()
+    assert accuracy > 0.9 and result.proba.shape == (150, 3)
+    np.testing.assert_allclose(result.proba.sum(axis=1), 1.0, rtol=1e-6)
 
 
 def test_tampered_artifact_is_refused(make_cfg):
@@ -108,8 +121,10 @@ def test_tampered_artifact_is_refused(make_cfg):
     model_dir = cfg_dir(make_cfg) / "model"
     with open(model_dir / "model.skops", "ab") as f:
         f.write(b"tampered")
+    from launcher.frameworks.sklearn import SklearnAdapter
+
     with pytest.raises(ArtifactError, match="checksum"):
-        artifacts.load_model(model_dir)
+        artifacts.load_model(model_dir, SklearnAdapter())
 
 
 def test_interrupted_save_leaves_no_model(make_cfg, tmp_path):
@@ -143,11 +158,11 @@ def test_model_file_with_a_foreign_callable_is_refused(tmp_path):
 
     from sklearn.preprocessing import FunctionTransformer
 
-    from launcher.frameworks.base import DataSchema
+    from launcher.core.types import DataSchema
     from launcher.frameworks.sklearn import SklearnAdapter, SklearnModel
 
     adapter = SklearnAdapter()
     evil = SklearnModel(FunctionTransformer(func=os.system), DataSchema("regression", 1))
     artifacts.save_model(adapter, evil, tmp_path / "model")
     with pytest.raises(ArtifactError, match="not scikit-learn classes"):
-        artifacts.load_model(tmp_path / "model")
+        artifacts.load_model(tmp_path / "model", adapter)

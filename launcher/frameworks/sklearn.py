@@ -18,8 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from launcher.errors import ArtifactError, ConfigError
-from launcher.frameworks.base import Adapter, DataSchema, History, Splits
+from launcher.core.adapter import Adapter
+from launcher.core.errors import ArtifactError, ConfigError
+from launcher.core.specs import parse_spec
+from launcher.core.trainer import TrainerSettings
+from launcher.core.types import DataSchema, History, Splits
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ MLP_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
 
 @dataclass
 class SklearnModel:
+    """A fitted (or not yet fitted) estimator and the data schema it was built for."""
+
     estimator: Any
     schema: DataSchema
 
@@ -38,7 +43,7 @@ def estimator_class(spec: dict[str, Any], task: str) -> str | None:
     return explicit or (spec.get("targets") or {}).get(task)
 
 
-def model_tasks(spec: dict[str, Any]) -> tuple[str, ...]:
+def estimator_tasks(spec: dict[str, Any]) -> tuple[str, ...]:
     """Tasks a model config can do in scikit-learn."""
     if spec.get("type") == "mlp":
         return ("classification", "regression")
@@ -49,16 +54,30 @@ def model_tasks(spec: dict[str, Any]) -> tuple[str, ...]:
 
 class SklearnAdapter(Adapter):
     name = "sklearn"
-    library = "sklearn"
+    module = "sklearn"
     packages = ("scikit-learn", "skops")
     model_types = frozenset({"estimator", "mlp"})
     tasks = frozenset({"classification", "regression", "clustering"})
 
-    def __init__(self, enabled: bool = True, device: Any = None, n_jobs: int | None = 1, **settings: Any):
-        super().__init__(enabled=enabled, device=device, **settings)
+    def __init__(self, device: Any = None, enabled: bool = True, n_jobs: int | None = 1) -> None:
+        super().__init__(device=device, enabled=enabled)
+        if n_jobs is not None and (not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0):
+            raise ConfigError(f"framework.n_jobs={n_jobs!r} is invalid; expected a positive integer, -1 for "
+                              "all cores, or null")
         self.n_jobs = n_jobs
-        if self.device.get("name") not in (None, "auto", "cpu"):
-            log.debug("scikit-learn runs on the CPU; device=%s is ignored", self.device.get("name"))
+
+    def model_tasks(self, spec: dict[str, Any]) -> frozenset[str]:
+        return frozenset(estimator_tasks(spec)) if self.supports(spec.get("type")) else frozenset()
+
+    def check(self, spec: dict[str, Any], schema: DataSchema, settings: TrainerSettings) -> None:
+        if schema.task not in estimator_tasks(spec):
+            raise ConfigError(f"model={spec.get('name')} has no scikit-learn estimator for {schema.task}; "
+                              f"it supports: {', '.join(estimator_tasks(spec)) or 'nothing'}")
+        if spec.get("type") == "mlp":
+            self._mlp_activation(spec)
+        if str(self.device.get("accelerator") or self.device.get("name")) in ("gpu", "cuda", "mps"):
+            log.warning("scikit-learn runs on the CPU: device=%s does not apply to framework=sklearn",
+                        self.device.get("name"))
 
     def health_check_spec(self) -> dict[str, Any]:
         return {"name": "logistic_regression", "type": "estimator",
@@ -72,7 +91,7 @@ class SklearnAdapter(Adapter):
         target = estimator_class(spec, schema.task)
         if not target:
             raise ConfigError(f"model={spec.get('name')} has no scikit-learn estimator for {schema.task}; "
-                              f"it supports: {', '.join(model_tasks(spec)) or 'nothing'}")
+                              f"it supports: {', '.join(estimator_tasks(spec)) or 'nothing'}")
         cls = _import(target)
         params = {k: v for k, v in (spec.get("estimator") or {}).items() if k != "_target_"}
         accepted = set(inspect.signature(cls).parameters)
@@ -87,20 +106,21 @@ class SklearnAdapter(Adapter):
         return SklearnModel(cls(**params), schema)
 
     @staticmethod
-    def _build_mlp(spec: dict[str, Any], schema: DataSchema):
-        from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-        from launcher.architectures import parse_spec
-
+    def _mlp_activation(spec: dict[str, Any]) -> str:
         mlp = parse_spec(spec)
         if mlp.activation not in MLP_ACTIVATIONS:
             raise ConfigError(f"model.activation={mlp.activation!r} is not available in scikit-learn's MLP; "
                               f"expected one of: {', '.join(MLP_ACTIVATIONS)}")
+        return MLP_ACTIVATIONS[mlp.activation]
+
+    def _build_mlp(self, spec: dict[str, Any], schema: DataSchema):
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
         cls = MLPClassifier if schema.task == "classification" else MLPRegressor
-        return cls(hidden_layer_sizes=tuple(mlp.hidden_sizes), activation=MLP_ACTIVATIONS[mlp.activation])
+        return cls(hidden_layer_sizes=tuple(parse_spec(spec).hidden_sizes), activation=self._mlp_activation(spec))
 
     # -- fit / predict -----------------------------------------------------------------------
-    def fit(self, model: SklearnModel, data: Splits, trainer: dict[str, Any], *, workdir=None,
+    def fit(self, model: SklearnModel, data: Splits, settings: TrainerSettings, *, workdir=None,
             report=None) -> History:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -108,18 +128,18 @@ class SklearnAdapter(Adapter):
         est = model.estimator
         params = est.get_params()
         if "random_state" in params and params["random_state"] is None:
-            est.set_params(random_state=int(trainer.get("seed", 0)))
+            est.set_params(random_state=settings.seed)
         if isinstance(est, (MLPClassifier, MLPRegressor)):  # the trainer group drives sklearn's MLP too
-            stopping = trainer.get("early_stopping") or {}
-            est.set_params(max_iter=int(trainer.get("max_epochs", 200)),
-                           batch_size=min(int(trainer.get("batch_size", 200)), len(data.X_train)),
-                           learning_rate_init=float(trainer.get("lr", 1e-3)),
-                           alpha=float(trainer.get("weight_decay") or 1e-4),
-                           solver="sgd" if trainer.get("optimizer") == "sgd" else "adam",
+            est.set_params(max_iter=settings.max_epochs,
+                           batch_size=min(settings.batch_size, len(data.X_train)),
+                           learning_rate_init=settings.lr,
+                           alpha=settings.weight_decay or 1e-4,
+                           solver="sgd" if settings.optimizer == "sgd" else "adam",
+                           momentum=settings.momentum,
                            # sklearn's MLP stops on its own 10% hold-out of the training rows:
                            # on a few hundred rows that is too noisy to stop on.
-                           early_stopping=bool(stopping.get("enabled", False)) and len(data.X_train) >= 500,
-                           n_iter_no_change=int(stopping.get("patience", 10)))
+                           early_stopping=settings.early_stopping and len(data.X_train) >= 500,
+                           n_iter_no_change=settings.patience)
         y = data.y_train if model.schema.task != "clustering" else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)

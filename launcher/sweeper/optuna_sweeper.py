@@ -24,12 +24,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
 
+from launcher.core.errors import ConfigError
+from launcher.sweeper import compat
 from launcher.sweeper.search_space import SearchSpace, encode_choice, grid_of, parse_search_space
 from launcher.sweeper.storage import locate, open_storage
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("minimize", "maximize")
+VALID_DIRECTIONS = ("minimize", "maximize")
 
 
 class OptunaSweeperImpl:
@@ -68,11 +70,11 @@ class OptunaSweeperImpl:
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.plots = plots
         if self.n_trials < 0 or self.n_jobs < 1:
-            raise ValueError(f"n_trials must be >= 0 and n_jobs >= 1, got {self.n_trials} and {self.n_jobs}")
+            raise ConfigError(f"n_trials must be >= 0 and n_jobs >= 1, got {self.n_trials} and {self.n_jobs}")
         if not 0.0 <= self.max_failure_rate <= 1.0:
-            raise ValueError(f"max_failure_rate must be within [0, 1], got {self.max_failure_rate}")
+            raise ConfigError(f"max_failure_rate must be within [0, 1], got {self.max_failure_rate}")
         if self.timeout is not None and self.timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout}")
+            raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout}")
         self.config: Any = None
         self.launcher: Any = None
         self.hydra_context: Any = None
@@ -87,8 +89,7 @@ class OptunaSweeperImpl:
             config=config, hydra_context=hydra_context, task_function=task_function
         )
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
-        node = config.hydra.sweeper._get_node("storage")
-        self.raw_storage = node._value() if node is not None else None
+        self.raw_storage = compat.raw_value(config.hydra.sweeper, "storage")
 
     def sweep(self, arguments: list[str]) -> None:
         import optuna
@@ -121,7 +122,7 @@ class OptunaSweeperImpl:
             )
         found = [d.name.lower() for d in study.directions]
         if found != self.directions:
-            raise ValueError(
+            raise ConfigError(
                 f"study {study_name!r} in {location.display} optimizes {found}, but this sweep's "
                 f"direction is {self.directions}; use another study_name or the same direction"
             )
@@ -154,9 +155,7 @@ class OptunaSweeperImpl:
     # -- the trial loop -----------------------------------------------------------------------
     def _run(self, study: Any, space: SearchSpace) -> str | None:
         """Run trials until the budget is spent; returns the failure message if too many failed."""
-        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-
-        in_process = isinstance(self.launcher, BasicLauncher)
+        in_process = compat.runs_in_process(self.launcher)
         slots = 1 if in_process else self.n_jobs
         if in_process and self.n_jobs > 1:
             log.info("the basic launcher runs jobs in this process, one at a time; "
@@ -178,7 +177,7 @@ class OptunaSweeperImpl:
                     if trial is None:
                         stop = f"n_trials={self.n_trials} reached"
                         break
-                    heartbeat.add(trial._trial_id)
+                    heartbeat.add(compat.trial_id(trial))
                     overrides = space.overrides(trial.params) + [self._link(study, trial)]
                     if not validated:  # a bad override is a config error, not a failed trial
                         try:
@@ -194,7 +193,7 @@ class OptunaSweeperImpl:
                 for future in done:
                     trial = in_flight.pop(future)
                     self._record(study, trial, future.result())
-                    heartbeat.discard(trial._trial_id)
+                    heartbeat.discard(compat.trial_id(trial))
                 if failed_out is None:
                     failed_out = self._failure_check(study)
                     if failed_out:
@@ -248,7 +247,7 @@ class OptunaSweeperImpl:
                 values, failure = self._values(outcome.return_value)
                 state = "COMPLETE" if failure is None else "FAIL"
             else:
-                error = outcome._return_value
+                error = compat.job_error(outcome)
                 values = None
                 if isinstance(error, optuna.TrialPruned) or type(error).__name__ == "TrialPruned":
                     state, failure = "PRUNED", None
@@ -314,7 +313,7 @@ class OptunaSweeperImpl:
         from launcher.sweeper.pruning import trial_link
 
         return trial_link(
-            study.study_name, trial.number, trial._trial_id, self.location.reference,
+            study.study_name, trial.number, compat.trial_id(trial), self.location.reference,
             self.directions[0] if len(self.directions) == 1 else None, self.metric,
             self.pruner_spec,
         )
@@ -341,7 +340,7 @@ class OptunaSweeperImpl:
         for point in self.enqueue_points:
             unknown = sorted(set(point) - set(space.distributions))
             if unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"enqueue_trials: {unknown} not in the search space {sorted(space.distributions)}"
                 )
             params = {key: _as_choice(space.distributions[key], value) for key, value in point.items()}
@@ -359,7 +358,7 @@ class OptunaSweeperImpl:
             objective = json.loads((Path(run_dir) / "metrics.json").read_text())["objective"]
         except Exception:
             return
-        if objective.get("direction") in DIRECTIONS and objective["direction"] != self.directions[0]:
+        if objective.get("direction") in VALID_DIRECTIONS and objective["direction"] != self.directions[0]:
             self._direction_warned = True
             log.warning("the runs report %s, to be %sd, but this study %ss it; set "
                         "hydra.sweeper.direction=%s", objective.get("name"), objective["direction"],
@@ -424,9 +423,9 @@ def _directions(direction: Any) -> list[str]:
     items = direction if isinstance(direction, (list, tuple)) else [direction]
     names = [getattr(d, "name", d) for d in items]
     names = [str(d).lower() for d in names]
-    bad = [d for d in names if d not in DIRECTIONS]
+    bad = [d for d in names if d not in VALID_DIRECTIONS]
     if not names or bad:
-        raise ValueError(f"direction must be minimize, maximize or a list of them, got {direction!r}")
+        raise ConfigError(f"direction must be minimize, maximize or a list of them, got {direction!r}")
     return names
 
 

@@ -37,7 +37,7 @@ def trial_link(
     pruner: Mapping[str, Any] | None,
 ) -> str:
     """The ``++sweep_trial=...`` override for one trial."""
-    from hydra.core.override_parser.types import Override
+    from launcher.sweeper.compat import override_text
 
     link = {
         "study": study,
@@ -48,7 +48,7 @@ def trial_link(
         "metric": metric,
         "pruner": dict(pruner) if pruner else None,
     }
-    return "++sweep_trial=" + Override._get_value_element_as_str(link)
+    return "++sweep_trial=" + override_text(link)
 
 
 def reporter(cfg: Any, metric: str | None = None) -> Report | None:
@@ -61,6 +61,7 @@ def reporter(cfg: Any, metric: str | None = None) -> Report | None:
         return None
     import optuna
 
+    from launcher.sweeper.compat import trial_from_id
     from launcher.sweeper.storage import open_storage, url_from_reference
 
     storage = open_storage(url_from_reference(str(_get(link, "storage"))))
@@ -70,7 +71,7 @@ def reporter(cfg: Any, metric: str | None = None) -> Report | None:
         sampler=optuna.samplers.RandomSampler(),
         pruner=make_pruner(_get(link, "pruner")),
     )
-    trial = optuna.trial.Trial(study, int(_get(link, "trial_id")))
+    trial = trial_from_id(study, int(_get(link, "trial_id")))
     name = _get(link, "metric") or metric or _get(_get(cfg, "task"), "metric")
     maximize = _get(link, "direction") == "maximize"
     warned: list[bool] = []

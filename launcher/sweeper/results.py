@@ -4,10 +4,11 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from launcher.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def write_results(
     results["study_name"] = study.study_name
     results["trials"] = {name: count for name, count in states.items() if count}
     results.update(extra)
-    _atomic_write(sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(OmegaConf.create(results)))
+    write_text(sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(OmegaConf.create(results)))
     _write_trials_csv(trials, len(study.directions), sweep_dir / TRIALS_FILE)
     return sweep_dir / RESULTS_FILE
 
@@ -59,8 +60,7 @@ def _write_trials_csv(trials: Sequence[Any], n_objectives: int, path: Path) -> N
     value_cols = ["value"] if n_objectives == 1 else [f"value_{i}" for i in range(n_objectives)]
     header = ["number", "state", *value_cols, *(f"params.{n}" for n in names),
               "datetime_start", "datetime_complete", "duration_s", "run_dir", "note"]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for t in trials:
@@ -75,7 +75,6 @@ def _write_trials_csv(trials: Sequence[Any], n_objectives: int, path: Path) -> N
                 t.datetime_complete.isoformat() if t.datetime_complete else None,
                 duration, t.user_attrs.get("run_dir"), note,
             ])
-    os.replace(tmp, path)
 
 
 def write_plots(study: Any, sweep_dir: str | Path) -> list[Path]:
@@ -120,9 +119,3 @@ def write_plots(study: Any, sweep_dir: str | Path) -> list[Path]:
                 except (ValueError, RuntimeError, optuna.exceptions.OptunaError) as error:
                     log.info("%s not drawn: %s", filename, error)
     return written
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

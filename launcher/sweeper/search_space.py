@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from launcher.core.errors import ConfigError
+from launcher.sweeper import compat
+
 
 @dataclass
 class SearchSpace:
@@ -29,15 +32,13 @@ class SearchSpace:
 def render_value(value: Any) -> str:
     """A sampled value as Hydra override text. Strings stay as given: a categorical choice is
     already in override form (a list choice arrives as the string "[64,32]")."""
-    from hydra.core.override_parser.types import Override
-
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    return Override._get_value_element_as_str(value)
+    return compat.override_text(value)
 
 
 def encode_choice(value: Any) -> Any:
@@ -90,7 +91,7 @@ def distribution_from_override(override: Any) -> Any:
         sweep = override.value()
         values = list(override.sweep_iterator())
         if not values:
-            raise ValueError(f"{key}: {override.input_line!r} is an empty range")
+            raise ConfigError(f"{key}: {override.input_line!r} is an empty range")
         low, high, step = min(values), max(values), abs(sweep.step)
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values + [step]):
             return IntDistribution(int(low), int(high), step=int(step))
@@ -99,11 +100,11 @@ def distribution_from_override(override: Any) -> Any:
         sweep = override.value()
         log = "log" in sweep.tags
         if sweep.start is None or sweep.end is None or sweep.start > sweep.end:
-            raise ValueError(f"{key}: interval needs low <= high, got {override.input_line!r}")
+            raise ConfigError(f"{key}: interval needs low <= high, got {override.input_line!r}")
         if isinstance(sweep.start, int) and isinstance(sweep.end, int):
             return IntDistribution(sweep.start, sweep.end, log=log)
         return FloatDistribution(float(sweep.start), float(sweep.end), log=log)
-    raise ValueError(
+    raise ConfigError(
         f"{key}: {override.input_line!r} is not supported by the Optuna sweeper; use choice(...), "
         "range(...), interval(...), int(interval(...)), tag(log, interval(...)) or a fixed value"
     )
@@ -121,7 +122,7 @@ def grid_of(distributions: Mapping[str, Any]) -> dict[str, list[Any]]:
             count = int(round((dist.high - dist.low) / dist.step)) + 1
             grid[name] = [dist.low + i * dist.step for i in range(count)]
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"GridSampler needs a discrete space; {name} is continuous (use choice or range)"
             )
     return grid

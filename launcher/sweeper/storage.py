@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from launcher.core.errors import ConfigError
+
 DEFAULT_FILE = "optuna.db"
 _ENV_INTERPOLATION = re.compile(r"^\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(,.*)?\}$")
 
@@ -56,7 +58,7 @@ def locate(
     if storage_env:
         url = os.environ.get(storage_env)
         if not url:
-            raise ValueError(
+            raise ConfigError(
                 f"hydra.sweeper.storage_env is {storage_env!r}, but that environment variable "
                 "is not set; export it with the storage URL (e.g. postgresql://user:pw@host/db)"
             )
@@ -67,7 +69,7 @@ def locate(
             return StorageLocation(url, url, redact(url))
         match = _ENV_INTERPOLATION.match(str(raw_storage or ""))
         if not match:
-            raise ValueError(
+            raise ConfigError(
                 f"hydra.sweeper.storage holds a password ({redact(url)}); a password must not sit "
                 "in a config or on the command line: export the URL in an environment variable "
                 "and set hydra.sweeper.storage_env=<its name>"
@@ -85,7 +87,7 @@ def url_from_reference(reference: str) -> str:
         name = reference[4:]
         url = os.environ.get(name)
         if not url:
-            raise RuntimeError(f"the study's storage URL is read from ${name}, which is not set here")
+            raise ConfigError(f"the study's storage URL is read from ${name}, which is not set here")
         return url
     return reference
 

@@ -1,0 +1,108 @@
+"""The argument style of every `python -m launcher.*` tool that is not a Hydra app.
+
+Hydra apps (train, the robot) take `key=value` overrides, so the small tools do too:
+
+    python -m launcher.predict run=outputs/... input=new.csv output=pred.csv proba=true
+    python -m launcher.runs sort=best limit=10
+    python -m launcher.runs compare outputs/a outputs/b          # a command, then its operands
+    python -m launcher.frameworks check=true
+
+`-h`/`--help` prints the tool's usage. A bad argument is one `error: ...` line naming what was
+accepted, and exit code 2; the tool's own errors (LauncherError) are one line too.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from launcher.core.errors import ConfigError, LauncherError
+
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+
+@dataclass
+class Arguments:
+    command: str | None = None
+    operands: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.values.get(key, default)
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.values.get(key)
+        if value is None:
+            return default
+        if value.lower() in TRUE:
+            return True
+        if value.lower() in FALSE:
+            return False
+        raise ConfigError(f"{key}={value!r} is invalid; expected true or false")
+
+    def integer(self, key: str, default: int | None = None) -> int | None:
+        value = self.values.get(key)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{key}={value!r} is invalid; expected an integer") from None
+
+
+def parse(argv: Sequence[str], options: Mapping[str, str], usage: str, required: Sequence[str] = (),
+          commands: Mapping[str, str] | None = None) -> Arguments:
+    """key=value options (keys from `options`), optionally after a command word and operands."""
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(usage)
+        raise SystemExit(0)
+    args = Arguments()
+    rest = list(argv)
+    if commands:
+        if rest and "=" not in rest[0]:
+            word = rest.pop(0)
+            if word not in commands:
+                raise ConfigError(f"unknown command {word!r}; expected one of: {', '.join(commands)}\n{usage}")
+            args.command = word
+        else:
+            args.command = next(iter(commands))
+    for arg in rest:
+        key, sep, value = arg.partition("=")
+        if sep and key in options:
+            args.values[key] = value
+        elif not sep and args.command is not None:
+            args.operands.append(arg)
+        else:
+            raise ConfigError(f"unexpected argument {arg!r}; expected key=value with key one of: "
+                              f"{', '.join(options)}\n{usage}")
+    missing = [k for k in required if not args.values.get(k)]
+    if missing:
+        raise ConfigError(f"missing {', '.join(k + '=...' for k in missing)}\n{usage}")
+    return args
+
+
+def usage_text(synopsis: str, options: Mapping[str, str], commands: Mapping[str, str] | None = None) -> str:
+    lines = [synopsis, ""]
+    if commands:
+        lines.append("commands:")
+        lines += [f"  {name:<12} {text}" for name, text in commands.items()]
+        lines.append("")
+    lines.append("options (key=value):")
+    lines += [f"  {name:<12} {text}" for name, text in options.items()]
+    return "\n".join(lines)
+
+
+def run(main: Callable[[list[str]], int]) -> None:
+    """Run a tool: a LauncherError is one line on stderr and a non-zero exit, no traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        code = main(sys.argv[1:])
+    except LauncherError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,120 @@
+"""Where a dataset comes from: scikit-learn's built-in datasets, a user's CSV, synthetic data."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from launcher.core.errors import DataError, one_of
+from launcher.io import read_table
+
+BUILTIN = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+
+
+@dataclass
+class Dataset:
+    name: str
+    X: pd.DataFrame
+    y: pd.Series | None
+    task: str  # as declared by the source: classification | regression | auto
+    shape: tuple[int, ...] | None = None
+    synthetic: bool = False
+
+
+def load(cfg: Any) -> Dataset:
+    """Load the dataset a `data` config describes; raise DataError with a fix on bad input."""
+    source = cfg.get("source")
+    shape = tuple(int(s) for s in cfg.shape) if cfg.get("shape") else None
+    if source == "builtin":
+        ds = _load_builtin(cfg.name)
+    elif source == "csv":
+        ds = _load_csv(cfg)
+    elif source == "synthetic":
+        ds = _load_synthetic(cfg)
+    else:
+        raise DataError(f"data.source={source!r} is unknown; expected one of: builtin, csv, synthetic")
+    ds.shape = shape or ds.shape
+    if ds.task == "auto" and cfg.get("task") not in (None, "auto"):
+        ds.task = cfg.task
+    return ds
+
+
+def _load_builtin(name: str) -> Dataset:
+    import sklearn.datasets as skd
+
+    if name not in BUILTIN:
+        raise DataError(f"no built-in dataset {name!r}; expected one of: {one_of(BUILTIN)}")
+    bunch = getattr(skd, f"load_{name}")()
+    X = pd.DataFrame(bunch.data, columns=[str(c) for c in bunch.feature_names])
+    y = pd.Series(bunch.target, name="target")
+    task = "regression" if name == "diabetes" else "classification"
+    names = getattr(bunch, "target_names", None)
+    if task == "classification" and names is not None and name != "digits":
+        y = pd.Series(np.asarray(names)[bunch.target], name="target")  # readable labels
+    shape = (1, 8, 8) if name == "digits" else None
+    return Dataset(name=name, X=X, y=y, task=task, shape=shape)
+
+
+def _required(cfg: Any, key: str, example: str) -> str:
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(cfg) and OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
+        raise DataError(f"data=csv needs data.{key}; add e.g. data.{key}={example}")
+    return str(cfg.get(key))
+
+
+def _load_csv(cfg: Any) -> Dataset:
+    from launcher.core.paths import original_cwd
+
+    path = Path(_required(cfg, "path", "churn.csv")).expanduser()
+    target = _required(cfg, "target", "churned")
+    if not path.is_absolute():
+        path = original_cwd() / path
+    frame = read_table(path, "CSV file", "data.path")
+    if frame.empty:
+        raise DataError(f"CSV file {path} has a header but no rows; it needs at least 10 data rows")
+    if target not in frame.columns:
+        raise DataError(
+            f"target column {target!r} is not in {path.name}; set data.target to one of: "
+            + ", ".join(repr(c) for c in frame.columns)
+        )
+    drop = [str(c) for c in (cfg.get("drop") or [])]
+    unknown = [c for c in drop if c not in frame.columns]
+    if unknown:
+        raise DataError(f"data.drop names columns not in {path.name}: {unknown}")
+    X = frame.drop(columns=[target, *drop])
+    if X.shape[1] == 0:
+        raise DataError(f"{path.name} has no feature columns besides the target {target!r}")
+    return Dataset(name=path.stem, X=X, y=frame[target], task=str(cfg.get("task") or "auto"))
+
+
+def _load_synthetic(cfg: Any) -> Dataset:
+    from sklearn.datasets import make_classification, make_regression
+
+    n, features, classes = int(cfg.size), int(cfg.features), int(cfg.get("classes") or 0)
+    if n < 20 or features < 1:
+        raise DataError(f"data=synthetic needs size >= 20 and features >= 1, got size={n}, features={features}")
+    informative = int(cfg.get("informative") or max(2, features // 2))
+    informative = min(informative, features)
+    seed = int(cfg.get("seed", 0) or 0)
+    if classes >= 2:
+        informative = max(informative, math.ceil(math.log2(classes * 2)))
+        if informative > features:
+            raise DataError(f"data=synthetic with {classes} classes needs at least {informative} features")
+        X, y = make_classification(
+            n_samples=n, n_features=features, n_informative=informative,
+            n_redundant=min(features - informative, features // 4), n_classes=classes,
+            flip_y=float(cfg.get("noise", 0.1)) / 10, random_state=seed,
+        )
+        task = "classification"
+    else:
+        X, y = make_regression(n_samples=n, n_features=features, n_informative=informative,
+                               noise=float(cfg.get("noise", 0.1)) * 10, random_state=seed)
+        task = "regression"
+    cols = [f"x{i}" for i in range(features)]
+    return Dataset(name="synthetic", X=pd.DataFrame(X, columns=cols), y=pd.Series(y, name="target"), task=task,
+                   synthetic=True)

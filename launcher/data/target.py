@@ -1,0 +1,115 @@
+"""The target column: which task it asks for, and its encoding to model targets and back."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from launcher.core.errors import DataError
+from launcher.data.sources import Dataset
+
+log = logging.getLogger(__name__)
+
+# A numeric target with at most this many distinct integer values is taken as classes.
+MAX_INFERRED_CLASSES = 20
+
+
+def infer_task(y: pd.Series) -> str:
+    """classification for text, booleans and a few distinct integers; regression otherwise."""
+    values = y.dropna()
+    if values.dtype == object or isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == bool \
+            or pd.api.types.is_string_dtype(values.dtype):
+        return "classification"
+    integral = np.all(np.mod(values.to_numpy(dtype=float), 1) == 0)
+    if integral and values.nunique() <= MAX_INFERRED_CLASSES:
+        return "classification"
+    return "regression"
+
+
+class TargetEncoder:
+    """Maps a raw target to model targets and back; its state is JSON.
+
+    Classes become indices into `classes`. A regression target is standardised with the
+    training rows' mean and spread, so every model (an SVR, a network) sees a well-scaled
+    target; predictions are mapped back before any metric or output file sees them.
+    """
+
+    def __init__(self, task: str, classes: list[Any] | None = None, name: str = "target",
+                 mean: float = 0.0, std: float = 1.0):
+        self.task, self.classes, self.name = task, classes, name
+        self.mean, self.std = mean, std
+
+    def fit_scale(self, y: pd.Series) -> "TargetEncoder":
+        """Standardise a regression target with these (training) rows' statistics."""
+        if self.task == "regression":
+            values = pd.to_numeric(y).to_numpy(dtype=float)
+            self.mean = float(values.mean())
+            self.std = float(values.std()) or 1.0
+        return self
+
+    @classmethod
+    def fit(cls, y: pd.Series, task: str) -> "TargetEncoder":
+        name = str(y.name)
+        if task == "classification":
+            values = y.dropna()
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                as_float = values.to_numpy(dtype=float)
+                if np.all(np.mod(as_float, 1) == 0):
+                    values = values.astype("int64")
+            classes = sorted(values.unique().tolist(), key=lambda v: (str(type(v)), v))
+            classes = [_native(c) for c in classes]
+            if len(classes) < 2:
+                raise DataError(
+                    f"target {name!r} has only one class ({classes[0]!r} in every row); "
+                    "classification needs at least two classes"
+                )
+            return cls(task, classes, name)
+        if task == "regression":
+            numeric = pd.to_numeric(y, errors="coerce")
+            bad = y[numeric.isna() & y.notna()]
+            if len(bad):
+                raise DataError(
+                    f"target {name!r} has non-numeric values (e.g. {bad.iloc[0]!r}) and cannot be a "
+                    "regression target; use task=classification, or a numeric column"
+                )
+            return cls(task, None, name)
+        return cls(task, None, name)
+
+    def encode(self, y: pd.Series) -> np.ndarray:
+        if self.task == "classification":
+            index = {c: i for i, c in enumerate(self.classes)}
+            values = y.to_numpy()
+            if pd.api.types.is_numeric_dtype(y) and all(isinstance(c, int) for c in self.classes):
+                values = values.astype("int64")
+            return np.array([index[_native(v)] for v in values], dtype=np.int64)
+        return ((pd.to_numeric(y).to_numpy(dtype=float) - self.mean) / self.std).astype(np.float32)
+
+    def decode(self, encoded: np.ndarray) -> np.ndarray:
+        if self.task == "classification":
+            return np.asarray(self.classes, dtype=object)[np.asarray(encoded, dtype=int)]
+        return np.asarray(encoded, dtype=float).reshape(-1) * self.std + self.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "classes": self.classes, "name": self.name, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TargetEncoder":
+        return cls(d["task"], d.get("classes"), d.get("name", "target"), d.get("mean", 0.0), d.get("std", 1.0))
+
+
+def _native(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def drop_missing_target(ds: Dataset) -> Dataset:
+    missing = ds.y.isna()
+    if missing.all():
+        raise DataError(f"target {ds.y.name!r} is empty in every row")
+    if missing.any():
+        log.warning("dropping %d rows whose target %r is missing", int(missing.sum()), ds.y.name)
+        ds.X, ds.y = ds.X[~missing.to_numpy()], ds.y[~missing.to_numpy()]
+    return ds
+
+

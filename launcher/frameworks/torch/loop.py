@@ -1,0 +1,329 @@
+"""The PyTorch training loop, on Lightning Fabric.
+
+Fabric places the network and the batches on the device, applies the precision (bf16/16-bit
+autocast, gradient scaling) and runs one process per GPU under DDP; the loop itself is the plain
+zero_grad / backward / clip / step a person writes by hand, so an epoch costs what a hand-written
+loop costs (benchmarks/pytorch_epoch.py measures it). Everything that is the same in every
+framework (settings, learning-rate schedule, batch order, history, early stopping, pruning
+reports, the epoch line) comes from launcher.core.trainer.
+
+A fit with a run directory keeps `checkpoints/last.ckpt` (weights, optimizer, schedule, history:
+the end of the latest epoch, written as core.trainer.CheckpointPolicy says) and
+`checkpoints/best.ckpt` (the weights of the best epoch); `trainer.resume_from` continues from
+last.ckpt with the same result as an uninterrupted run. Reading a checkpoint uses
+torch.load(weights_only=True): tensors and plain data only, no pickled code.
+
+Imports torch and Lightning at the top: only the adapter imports this module, inside fit().
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from contextlib import ExitStack
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.fabric import Fabric
+from torch import nn
+
+from launcher.core.trainer import (CheckpointPolicy, EpochDisplay, EpochRecorder, LRSchedule, Stopwatch,
+                                   TrainerSettings, batch_order, check_resumable, epoch_seed)
+from launcher.core.types import History, Report, Splits
+from launcher.frameworks.torch.networks import build_network
+from launcher.io import atomic_path
+
+log = logging.getLogger("launcher")
+
+FABRIC_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+CHECKPOINT_FORMAT = "launcher-torch-checkpoint/2"
+VAL_CHUNK = 4096
+
+
+def make_optimizer(net: nn.Module, s: TrainerSettings) -> torch.optim.Optimizer:
+    params = net.parameters()
+    if s.optimizer == "adam":
+        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    return torch.optim.SGD(params, lr=s.lr, weight_decay=s.weight_decay, momentum=s.momentum)
+
+
+def loss_fn(out: torch.Tensor, y: torch.Tensor, regression: bool) -> torch.Tensor:
+    if regression:
+        return nn.functional.mse_loss(out.squeeze(-1).float(), y)
+    return nn.functional.cross_entropy(out.float(), y)
+
+
+def fit(model: Any, data: Splits, s: TrainerSettings, placement: tuple[str, Any, Any], *,
+        workdir: Path | None, report: Report | None, resume: Path | None) -> History:
+    """Train model.net in place; returns the history. `placement` is (accelerator, devices,
+    strategy) as the adapter resolved it from the device config."""
+    accelerator, devices, strategy = placement
+    fabric = Fabric(accelerator=accelerator, devices=devices, strategy=strategy,
+                    precision=FABRIC_PRECISION[s.precision])
+    fabric.launch()  # several devices: starts the other processes, which re-run the command
+    fabric.seed_everything(s.seed, verbose=False)
+    if not model.fitted:  # initial weights drawn from the run's seed
+        model.net = build_network(model.spec, model.schema)
+    regression = model.schema.task == "regression"
+    if fabric.world_size == 1 and s.precision == "32":
+        # Fabric's module and optimizer wrappers do nothing on one device at full precision but
+        # cost ~50 us a step (7% of a small MLP's epoch, benchmarks/pytorch_epoch.py): the
+        # plain module and optimizer there, on Fabric's device.
+        net = model.net.to(fabric.device)
+        optimizer = make_optimizer(net, s)
+        backward, clip = _plain_backward, _plain_clip
+    else:
+        net, optimizer = fabric.setup(model.net, make_optimizer(model.net, s))
+        backward = fabric.backward
+
+        def clip(net: nn.Module, optimizer: Any, max_norm: float) -> None:
+            fabric.clip_gradients(net, optimizer, max_norm=max_norm, error_if_nonfinite=False)
+    schedule = LRSchedule(s)
+    display = EpochDisplay(s.max_epochs, f"pytorch {model.spec.type}") if fabric.is_global_zero else None
+    recorder = EpochRecorder(s, report, display, is_writer=fabric.is_global_zero)
+    checkpoints = Checkpoints(workdir, fabric, model, s) if workdir is not None else None
+    best_state: dict[str, torch.Tensor] | None = None
+    if fabric.is_global_zero:
+        log.info("pytorch: %s %s on %s (precision %s, %d threads)", model.spec.type, model.schema.task,
+                 accelerator if fabric.world_size == 1 else f"{fabric.world_size} x {accelerator}", s.precision,
+                 torch.get_num_threads())
+    if resume is not None:
+        best_state = _restore(fabric, resume, model, net, optimizer, recorder, schedule, s)
+        log.info("pytorch: resuming from %s at epoch %d", resume, recorder.next_epoch)
+        if checkpoints is not None and best_state is not None:
+            checkpoints.keep_best(resume.parent / "best.ckpt")
+
+    device = fabric.device
+    X = torch.as_tensor(np.ascontiguousarray(data.X_train, dtype=np.float32), device=device)
+    y = torch.as_tensor(np.asarray(data.y_train, dtype=np.float32 if regression else np.int64), device=device)
+    Xv = torch.as_tensor(np.ascontiguousarray(data.X_val, dtype=np.float32), device=device)
+    yv = torch.as_tensor(np.asarray(data.y_val, dtype=np.float32 if regression else np.int64), device=device)
+    rank, world = fabric.global_rank, fabric.world_size
+    val_rows = torch.arange(rank, len(Xv), world, device=device)  # each process validates its share
+
+    with ExitStack() as stack:
+        if display is not None:
+            stack.enter_context(display)
+        if checkpoints is not None:
+            stack.enter_context(checkpoints)  # on an interrupt or error: the latest epoch is written
+        for epoch in range(recorder.next_epoch, s.max_epochs + 1):
+            clock = Stopwatch()
+            lr = schedule.lr(epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(epoch_seed(s.seed, epoch))  # dropout: the same whether resumed or not
+            net.train()
+            loss_sum = torch.zeros((), device=device)
+            rows = 0
+            for idx in _shard(batch_order(len(X), s.batch_size * world, s.seed, epoch), rank, world):
+                index = torch.from_numpy(idx).to(device, non_blocking=True)
+                xb, yb = X[index], y[index]
+                loss = loss_fn(net(xb), yb, regression)
+                optimizer.zero_grad(set_to_none=True)
+                backward(loss)
+                if s.grad_clip:
+                    clip(net, optimizer, s.grad_clip)
+                optimizer.step()
+                loss_sum += loss.detach() * len(idx)
+                rows += len(idx)
+            sums = {"train_loss": loss_sum, "train_n": torch.tensor(float(rows), device=device),
+                    **_validate(net, Xv[val_rows], yv[val_rows], regression)}
+            if world > 1:
+                sums = fabric.all_reduce(sums, reduce_op="sum")
+            row = {"epoch": epoch, **_epoch_metrics({k: float(v) for k, v in sums.items()}, regression,
+                                                    data.target_scale), "lr": lr, "seconds": clock.seconds()}
+            schedule.observe(row.get("val_loss"))
+
+            def on_recorded(improved: bool, final: bool, row: dict = row) -> None:
+                nonlocal best_state
+                if improved:
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                if checkpoints is not None:
+                    state = {"net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                             "recorder": recorder.state_dict(), "schedule": schedule.state_dict()}
+                    checkpoints.epoch_end(state, best_state if improved else None, row["seconds"], final)
+
+            if recorder.end_epoch(row, on_recorded):
+                break
+
+    if best_state is not None:
+        model.net.load_state_dict(best_state)
+    model.net.cpu().eval()
+    model.fitted = True
+    extra: dict[str, Any] = {"precision": s.precision, "accelerator": accelerator, "devices": devices,
+                             "strategy": str(strategy), "stopped_early": recorder.stopped_early,
+                             "threads": torch.get_num_threads()}
+    if checkpoints is not None:
+        extra["checkpoints"] = {"best": str(checkpoints.best), "last": str(checkpoints.last)}
+    if resume is not None:
+        extra["resumed_from"] = str(resume)
+    return History(epochs=recorder.epochs, device=str(fabric.device), best_epoch=recorder.best_epoch,
+                   extra=extra, writer=fabric.is_global_zero)
+
+
+def _plain_backward(loss: torch.Tensor) -> None:
+    loss.backward()
+
+
+def _plain_clip(net: nn.Module, optimizer: Any, max_norm: float) -> None:
+    torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+
+
+def _shard(batches: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]:
+    """One process's part of each batch (all of it on one device). Batches too small to give
+    every process a row are dropped: under DDP every process must take every step."""
+    if world == 1:
+        return batches
+    return [np.array_split(b, world)[rank] for b in batches if len(b) >= world]
+
+
+@torch.no_grad()
+def _validate(net: nn.Module, X: torch.Tensor, y: torch.Tensor, regression: bool) -> dict[str, torch.Tensor]:
+    """Sums over the validation rows (one host sync per epoch, after all chunks)."""
+    net.eval()
+    out: dict[str, torch.Tensor] = {}
+
+    def add(name: str, value: torch.Tensor) -> None:
+        out[name] = out[name] + value if name in out else value
+
+    zero = torch.zeros((), device=X.device)
+    add("val_n", zero + len(X))
+    for start in range(0, len(X), VAL_CHUNK):
+        xb, yb = X[start:start + VAL_CHUNK], y[start:start + VAL_CHUNK]
+        pred = net(xb)
+        add("val_loss", loss_fn(pred, yb, regression) * len(xb))
+        if regression:
+            p = pred.squeeze(-1).float()
+            add("val_sse", ((p - yb) ** 2).sum())
+            add("val_sum_y", yb.sum())
+            add("val_sum_y2", (yb ** 2).sum())
+        else:
+            add("val_correct", (pred.argmax(-1) == yb).sum().float())
+    return out
+
+
+def _epoch_metrics(s: dict[str, float], regression: bool, target_scale: float) -> dict[str, float]:
+    """This epoch's train loss and validation metrics from the (reduced) sums. RMSE is in the
+    target's units: the data layer standardised y, target_scale undoes it."""
+    row: dict[str, float] = {}
+    if s.get("train_n"):
+        row["train_loss"] = s["train_loss"] / s["train_n"]
+    n = s.get("val_n", 0.0)
+    if n:
+        row["val_loss"] = s["val_loss"] / n
+        if regression:
+            sst = s["val_sum_y2"] - s["val_sum_y"] ** 2 / n
+            row["val_r2"] = 1.0 - s["val_sse"] / sst if sst > 0 else float("nan")
+            row["val_rmse"] = (s["val_sse"] / n) ** 0.5 * target_scale
+        else:
+            row["val_accuracy"] = s["val_correct"] / n
+    return row
+
+
+class Checkpoints:
+    """last.ckpt and best.ckpt under <run dir>/checkpoints; only the first process writes.
+
+    A file is written beside its final name and renamed, so a kill mid-write leaves the previous
+    checkpoint intact. When the policy skips a write, the epoch's state is kept in memory (a
+    copy: the live tensors move on) and written by `flush` if the fit stops before the next write.
+    """
+
+    def __init__(self, workdir: Path, fabric: Fabric, model: Any, settings: TrainerSettings) -> None:
+        self.dir = Path(workdir) / "checkpoints"
+        self.last, self.best = self.dir / "last.ckpt", self.dir / "best.ckpt"
+        self.writer = fabric.is_global_zero
+        self.meta = {"format": CHECKPOINT_FORMAT, "spec": asdict(model.spec), "schema": model.schema.to_dict(),
+                     "trainer": settings.fixed()}
+        self.policy = CheckpointPolicy()
+        self.pending: dict[str, Any] | None = None
+        self.pending_best: dict[str, Any] | None = None
+        if self.writer:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def epoch_end(self, state: dict[str, Any], best: dict[str, torch.Tensor] | None, seconds: float,
+                  final: bool) -> None:
+        if not self.writer:
+            return
+        if best is not None:
+            self.pending_best = {"net": best, "epoch": state["recorder"]["best_epoch"]}
+        if self.policy.due(seconds, final):
+            clock = Stopwatch()
+            self._write(state)
+            self.policy.wrote(clock.seconds())
+        else:
+            self.pending = _copy(state)
+
+    def flush(self) -> None:
+        if self.writer and self.pending is not None:
+            self._write(self.pending)
+
+    def _write(self, state: dict[str, Any]) -> None:
+        _save(self.last, {**state, "launcher": self.meta})
+        if self.pending_best is not None:
+            _save(self.best, {**self.pending_best, "launcher": self.meta})
+            self.pending_best = None
+        self.pending = None
+
+    def keep_best(self, source: Path) -> None:
+        """A resumed run whose best epoch came before the resume keeps that best.ckpt."""
+        if self.writer and source.resolve() != self.best.resolve():
+            shutil.copyfile(source, self.best)
+
+    def __enter__(self) -> "Checkpoints":
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            self.flush()
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _copy(state: Any) -> Any:
+    """A deep copy of a state (tensors cloned to the CPU), taken at an epoch's end."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: _copy(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_copy(v) for v in state)
+    return state
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents: tensors and plain data only (weights_only=True)."""
+    from launcher.core.errors import ConfigError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"trainer.resume_from={path} is not a readable checkpoint: {exc}") from None
+    meta = state.get("launcher") if isinstance(state, dict) else None
+    if not meta or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"trainer.resume_from={path} was not written by this version of launcher's "
+                          "PyTorch adapter; start a new run")
+    return state
+
+
+def _restore(fabric: Fabric, path: Path, model: Any, net: nn.Module, optimizer: Any, recorder: EpochRecorder,
+             schedule: LRSchedule, s: TrainerSettings) -> dict[str, torch.Tensor] | None:
+    """Continue from a checkpoint; returns the best weights when the best epoch came before it."""
+    state = read_checkpoint(path)
+    check_resumable(path, state["launcher"], asdict(model.spec), model.schema.to_dict(), s)
+    net.load_state_dict(state["net"])
+    optimizer.load_state_dict(state["optimizer"])
+    recorder.load_state_dict(state["recorder"])
+    schedule.load_state_dict(state["schedule"])
+    best = path.parent / "best.ckpt"
+    if recorder.best_epoch is not None and best.is_file():
+        saved = read_checkpoint(best)
+        if saved.get("epoch") == recorder.best_epoch:
+            return saved["net"]
+    return None

@@ -1,0 +1,63 @@
+"""Predictions from a saved run: the model, its preprocessing and its target encoding, reloaded
+with checksums verified and nothing unpickled, applied to a raw table."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from launcher import artifacts
+from launcher.core.errors import ArtifactError
+from launcher.data import Preprocessor, TargetEncoder
+from launcher.frameworks import registry
+from launcher.metrics import labels_from
+
+
+@dataclass
+class Predictions:
+    values: np.ndarray  # class labels as in the training target, values in its units, or cluster ids
+    proba: np.ndarray | None  # (n, classes) for classification
+    target: TargetEncoder | None
+    task: str
+
+    @property
+    def name(self) -> str:
+        return self.target.name if self.target is not None else "cluster"
+
+
+@dataclass
+class SavedRun:
+    model: Any
+    meta: dict[str, Any]
+    preprocessor: Preprocessor
+    target: TargetEncoder | None
+    adapter: Any
+
+    @classmethod
+    def load(cls, run: Path) -> "SavedRun":
+        run = Path(run)
+        if not run.exists():
+            raise ArtifactError(f"run directory {run} does not exist; give a run directory under outputs/")
+        directory = artifacts.model_dir(run)
+        meta = artifacts.read_metadata(directory)
+        adapter = registry.instantiate(registry.framework_config(meta["framework"], "cpu"), check_enabled=False)
+        model, meta = artifacts.load_model(directory, adapter)
+        prep = json.loads((directory / "preprocessing.json").read_text())
+        target = TargetEncoder.from_dict(prep["target"]) if prep["target"].get("task") != "clustering" else None
+        return cls(model, meta, Preprocessor.from_dict(prep["features"]), target, adapter)
+
+    def predict(self, frame) -> Predictions:
+        """Predictions for a raw DataFrame with the training columns (the target may be there)."""
+        allow = (self.target.name,) if self.target is not None else ()
+        self.preprocessor.check_columns(frame, allow=allow)
+        X = self.preprocessor.transform(frame[self.preprocessor.input_columns])
+        output = self.adapter.predict(self.model, X)
+        task = self.meta["task"]
+        if task == "classification":
+            return Predictions(self.target.decode(labels_from(task, output)), np.asarray(output), self.target, task)
+        if task == "regression":
+            return Predictions(self.target.decode(output), None, self.target, task)
+        return Predictions(np.asarray(output).reshape(-1), None, None, task)
