@@ -8,7 +8,6 @@ when complete, so an interrupted run never leaves a directory that looks like a 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -22,18 +21,10 @@ from typing import Any
 
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError
-from launcher.io import umask, write_json
+from launcher.io import sha256, umask, write_json
 
 METADATA = "metadata.json"
 FORMAT_VERSION = 1
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def versions(*packages: str) -> dict[str, str | None]:

@@ -28,6 +28,8 @@ from launcher.core.errors import LauncherError
 from launcher.io import format_table
 
 SWEEP_MARKERS = ("optimization_results.yaml", "multirun.yaml")
+# Written into a run directory by python -m launcher when the run fails: error, type, overrides.
+FAILED = "failed.json"
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Entry:
     data: str | None = None
     trials: dict[str, int] = field(default_factory=dict)
     best_run: str | None = None
+    status: str = "ok"  # ok | failed
+    error: str | None = None
 
     def score(self) -> float:
         """Higher is better whatever the direction; entries without a value sort last."""
@@ -54,7 +58,7 @@ class Entry:
 def read_run(directory: Path) -> Entry | None:
     metrics = _json(directory / "metrics.json")
     if metrics is None:
-        return None
+        return read_failed(directory)
     objective = metrics.get("objective") or {}
     return Entry(
         kind="run", path=str(directory), time=(directory / "metrics.json").stat().st_mtime,
@@ -62,6 +66,17 @@ def read_run(directory: Path) -> Entry | None:
         direction=objective.get("direction"), model=_name(metrics.get("model")),
         framework=_name(metrics.get("framework")), data=_name(metrics.get("data")),
     )
+
+
+def read_failed(directory: Path) -> Entry | None:
+    """A run that stopped with an error (failed.json), with the choices it was made of."""
+    failure = _json(directory / FAILED)
+    if failure is None:
+        return None
+    config = _yaml(directory / ".hydra" / "config.yaml") or {}
+    return Entry(kind="run", path=str(directory), time=(directory / FAILED).stat().st_mtime,
+                 model=_name(config.get("model")), framework=_name(config.get("framework")),
+                 data=_name(config.get("data")), status="failed", error=str(failure.get("error")))
 
 
 def read_sweep(directory: Path) -> Entry | None:
@@ -78,7 +93,11 @@ def read_sweep(directory: Path) -> Entry | None:
         entry.value = _number(results.get("best_value"))
         entry.best_run = results.get("best_run_dir")
     else:
-        entry.trials = {"COMPLETE": len(runs)}
+        failed = sum(r.status == "failed" for r in runs)
+        entry.trials = {"COMPLETE": len(runs) - failed, **({"FAIL": failed} if failed else {})}
+    if runs and all(r.status == "failed" for r in runs):
+        entry.status = "failed"
+    runs = [r for r in runs if r.status == "ok"]
     best = _best_of(runs, entry.best_run)
     if best is not None:
         entry.objective = best.objective
@@ -103,7 +122,7 @@ def scan(root: Path) -> list[Entry]:
                 if sweep:
                     entries.append(sweep)
                 subdirs[:] = []  # its runs are its trials
-            elif "metrics.json" in files:
+            elif "metrics.json" in files or FAILED in files:
                 run = read_run(path)
                 if run:
                     entries.append(run)
@@ -121,16 +140,20 @@ def ordered(entries: Iterable[Entry], sort: str = "newest", metric: str | None =
 def listing_table(entries: Sequence[Entry], root: Path) -> str:
     if not entries:
         return f"no runs or sweeps under {root}"
-    header = ["when", "kind", "objective", "value", "model", "framework", "data", "trials", "path"]
+    header = ["when", "kind", "status", "objective", "value", "model", "framework", "data", "trials", "path"]
     rows = [header]
+    failures = []
     for e in entries:
         trials = " ".join(f"{k.lower()}={v}" for k, v in sorted(e.trials.items())) if e.trials else ""
         rows.append([
-            datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M"), e.kind, e.objective or "-",
+            datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M"), e.kind, e.status, e.objective or "-",
             _fmt(e.value), e.model or "-", e.framework or "-", e.data or "-", trials or "-",
             _relative(e.path, root),
         ])
-    return format_table(rows)
+        if e.error:
+            failures.append(f"{_relative(e.path, root)}: {e.error}")
+    table = format_table(rows)
+    return table + ("\n\nfailed:\n" + "\n".join(f"  {line}" for line in failures) if failures else "")
 
 
 def compare(directories: Sequence[Path]) -> str:

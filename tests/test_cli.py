@@ -96,9 +96,9 @@ BAD = [
 @pytest.mark.parametrize("case,overrides,what,fix", BAD, ids=[b[0] for b in BAD])
 def test_bad_input_is_refused_with_one_clear_message(cli, tmp_path, case, overrides, what, fix):
     _write(tmp_path, "empty.csv", "")
-    _write(tmp_path, "ok.csv", "x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(30)))
-    _write(tmp_path, "one.csv", "x,y\n" + "".join(f"{i},a\n" for i in range(30)))
-    _write(tmp_path, "text.csv", "x,y\n" + "".join(f"{i},v{i}\n" for i in range(30)))
+    _write(tmp_path, "ok.csv", "x,y\n" + "".join(f"{i % 7},{i % 2}\n" for i in range(30)))
+    _write(tmp_path, "one.csv", "x,y\n" + "".join(f"{i % 7},a\n" for i in range(30)))
+    _write(tmp_path, "text.csv", "x,y\n" + "".join(f"{i % 7},v{i % 9}\n" for i in range(30)))
     res = cli(*overrides)
     assert res.returncode != 0
     output = res.stdout + res.stderr

@@ -51,9 +51,11 @@ def test_unseen_category_and_missing_columns():
 
 
 def test_task_inference():
-    assert data.infer_task(pd.Series(["yes", "no"] * 10)) == "classification"
-    assert data.infer_task(pd.Series([0, 1, 2] * 10)) == "classification"
-    assert data.infer_task(pd.Series(np.linspace(0, 1, 30))) == "regression"
+    assert data.infer_task(pd.Series(["yes", "no"] * 10, name="t"))[0] == "classification"
+    task, why = data.infer_task(pd.Series([0, 1, 2] * 10, name="t"))
+    assert task == "classification" and why.startswith("target 't' holds 3 distinct whole numbers")
+    task, why = data.infer_task(pd.Series(np.linspace(0, 1, 30), name="t"))
+    assert task == "regression" and why == "target 't' is numeric with 30 distinct values"
 
 
 def test_target_encoding_keeps_original_labels():

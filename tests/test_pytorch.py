@@ -116,7 +116,7 @@ def test_same_seed_same_run_and_another_seed_another(adapter, image_splits):
 
 def test_best_and_last_checkpoints_are_written_in_the_run_dir(adapter, image_splits, tmp_path):
     _, history = fit(adapter, image_splits, {"type": "mlp"}, workdir=tmp_path)
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "checksums.json", "last.ckpt"]
     assert history.extra["checkpoints"]["last"] == str(tmp_path / "checkpoints" / "last.ckpt")
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["recorder"]["epochs"][-1]["epoch"] == 2 and ckpt["launcher"]["spec"]["type"] == "mlp"

@@ -105,4 +105,7 @@ def run(main: Callable[[list[str]], int]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # the output was piped into a command that stopped reading (head)
+        sys.stderr.close()
+        code = 0
     sys.exit(code)

@@ -25,6 +25,12 @@ class ArtifactError(LauncherError):
     """A saved model is missing, incomplete, or does not match its checksums."""
 
 
+class Interrupted(LauncherError):
+    """The user stopped the run (Ctrl-C); the message says what was kept and how to resume."""
+
+    exit_code = 130
+
+
 def one_of(values) -> str:
     """Render a list of valid choices for an error message."""
     return ", ".join(sorted(str(v) for v in values))

@@ -386,6 +386,16 @@ class _DropEpochLines(logging.Filter):
             h.removeFilter(self)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a fit, after the latest finished epoch was written: `epoch` is the epoch
+    the checkpoint at `path` holds. Raised by an adapter's checkpoint writer in place of the
+    KeyboardInterrupt, so the message names exactly what a resume continues from."""
+
+    def __init__(self, epoch: int, path: Path) -> None:
+        super().__init__(f"interrupted; epoch {epoch} is in {path}")
+        self.epoch, self.path = epoch, path
+
+
 class CheckpointPolicy:
     """When an adapter writes last.ckpt: after every epoch, unless epochs are so short that
     writing each would cost more than `budget` (2.5%) of the training time (tiny networks on small

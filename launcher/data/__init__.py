@@ -10,10 +10,11 @@ The flow every framework shares (driven by launcher.pipeline.train):
 
 Nothing here knows about frameworks.
 """
+from launcher.data.audit import Note
 from launcher.data.preprocessing import Preprocessor
 from launcher.data.sources import BUILTIN, Dataset, load
 from launcher.data.splits import Parts, cv_folds, make_splits, split_indices, synthetic_splits
-from launcher.data.target import TargetEncoder, drop_missing_target, infer_task
+from launcher.data.target import TargetEncoder, clean_target, drop_missing_target, infer_task
 
-__all__ = ["BUILTIN", "Dataset", "Parts", "Preprocessor", "TargetEncoder", "cv_folds", "drop_missing_target",
-           "infer_task", "load", "make_splits", "split_indices", "synthetic_splits"]
+__all__ = ["BUILTIN", "Dataset", "Note", "Parts", "Preprocessor", "TargetEncoder", "clean_target", "cv_folds",
+           "drop_missing_target", "infer_task", "load", "make_splits", "split_indices", "synthetic_splits"]

@@ -22,7 +22,7 @@ from launcher.core.errors import DataError
 DATE_PARTS = ("year", "month", "day", "weekday", "hour", "epoch_days")
 
 
-def _looks_like_dates(values: pd.Series) -> bool:
+def looks_like_dates(values: pd.Series) -> bool:
     sample = values.dropna().astype(str).head(200)
     if sample.empty or not sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).mean() > 0.9:
         return False
@@ -86,11 +86,11 @@ class Preprocessor:
         present = col.dropna()
         if pd.to_numeric(present, errors="coerce").notna().mean() > 0.95:
             return "numeric"
-        return "datetime" if _looks_like_dates(present) else "categorical"
+        return "datetime" if looks_like_dates(present) else "categorical"
 
     @staticmethod
     def _fit_numeric(name: str, values: pd.Series) -> dict[str, Any]:
-        values = values.astype(float)
+        values = values.astype(float).replace([np.inf, -np.inf], np.nan)
         median = float(values.median()) if values.notna().any() else 0.0
         filled = values.fillna(median)
         std = float(filled.std(ddof=0))
@@ -120,7 +120,7 @@ class Preprocessor:
                 names += [f"{c['name']}.missing"] if c["missing"] else []
         return names
 
-    def check_columns(self, X: pd.DataFrame, allow: tuple[str, ...] = ()) -> None:
+    def check_columns(self, X: pd.DataFrame, allow: tuple[str, ...] = (), hint: str = "") -> None:
         given = [str(c) for c in X.columns]
         missing = [c for c in self.input_columns if c not in given]
         extra = [c for c in given if c not in self.input_columns and c not in allow]
@@ -132,7 +132,7 @@ class Preprocessor:
                 parts.append(f"unexpected columns {extra}")
             raise DataError(
                 f"the input does not match the training columns: {'; '.join(parts)}. "
-                f"Expected exactly: {self.input_columns}"
+                f"Expected: {self.input_columns}" + (f"; {hint}" if hint and extra else "")
             )
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
@@ -156,10 +156,11 @@ class Preprocessor:
     @staticmethod
     def _numeric(stat: dict[str, Any], values: pd.Series) -> list[np.ndarray]:
         raw = values.astype(float).to_numpy()
-        filled = np.where(np.isnan(raw), stat["median"], raw)
+        missing = ~np.isfinite(raw)  # an infinite value is treated as missing, as in training
+        filled = np.where(missing, stat["median"], raw)
         out = [((filled - stat["mean"]) / stat["std"]).astype(np.float32)]
         if stat["indicator"]:
-            out.append(np.isnan(raw).astype(np.float32))
+            out.append(missing.astype(np.float32))
         return out
 
     # -- persistence -------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from launcher.core.errors import DataError, one_of
+from launcher.data.audit import Note, audit
 from launcher.io import read_table
 
 BUILTIN = ("iris", "wine", "breast_cancer", "digits", "diabetes")
@@ -23,6 +24,11 @@ class Dataset:
     task: str  # as declared by the source: classification | regression | auto
     shape: tuple[int, ...] | None = None
     synthetic: bool = False
+    # What loading did that the user did not ask for by name (data.audit), for the run's log
+    # and records; and the columns left out of the features, with why.
+    notes: list[Note] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)
+    read: dict[str, Any] | None = None  # how a file was read (io.TableFormat)
 
 
 def load(cfg: Any) -> Dataset:
@@ -41,6 +47,11 @@ def load(cfg: Any) -> Dataset:
     if ds.task == "auto" and cfg.get("task") not in (None, "auto"):
         ds.task = cfg.task
     return ds
+
+
+def _option(cfg: Any, key: str) -> str | None:
+    value = cfg.get(key)
+    return None if value in (None, "", "auto") else str(value)
 
 
 def _load_builtin(name: str) -> Dataset:
@@ -74,7 +85,10 @@ def _load_csv(cfg: Any) -> Dataset:
     target = _required(cfg, "target", "churned")
     if not path.is_absolute():
         path = original_cwd() / path
-    frame = read_table(path, "CSV file", "data.path")
+    table = read_table(path, "CSV file", "data.path", sep=_option(cfg, "sep"), encoding=_option(cfg, "encoding"),
+                       decimal=_option(cfg, "decimal"), options="data.sep / data.encoding / data.decimal")
+    frame = table.frame
+    notes = [Note("read", [], note) for note in table.notes]
     if frame.empty:
         raise DataError(f"CSV file {path} has a header but no rows; it needs at least 10 data rows")
     if target not in frame.columns:
@@ -86,10 +100,22 @@ def _load_csv(cfg: Any) -> Dataset:
     unknown = [c for c in drop if c not in frame.columns]
     if unknown:
         raise DataError(f"data.drop names columns not in {path.name}: {unknown}")
+    from launcher.data.target import clean_target
+
     X = frame.drop(columns=[target, *drop])
+    y, target_notes = clean_target(frame[target])
+    notes += target_notes
+    excluded = {c: "data.drop" for c in drop}
+    if not cfg.get("shape"):  # a declared shape counts the columns: keep them all
+        X, audit_notes = audit(X)
+        notes += audit_notes
+        for note in audit_notes:
+            excluded.update(note.excluded)
     if X.shape[1] == 0:
-        raise DataError(f"{path.name} has no feature columns besides the target {target!r}")
-    return Dataset(name=path.stem, X=X, y=frame[target], task=str(cfg.get("task") or "auto"))
+        raise DataError(f"{path.name} has no usable feature columns besides the target {target!r}"
+                        + (f" (left out: {excluded})" if excluded else ""))
+    return Dataset(name=path.stem, X=X, y=y, task=str(cfg.get("task") or "auto"), notes=notes,
+                   excluded=excluded, read=table.format.to_dict())
 
 
 def _load_synthetic(cfg: Any) -> Dataset:

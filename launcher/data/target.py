@@ -1,31 +1,58 @@
 """The target column: which task it asks for, and its encoding to model targets and back."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from launcher.core.errors import DataError
+from launcher.data.audit import MOSTLY_NUMERIC, Note, quoted
 from launcher.data.sources import Dataset
-
-log = logging.getLogger(__name__)
 
 # A numeric target with at most this many distinct integer values is taken as classes.
 MAX_INFERRED_CLASSES = 20
+# At least this many classes, more than half of them seen once, is not a classification target.
+IMPLAUSIBLE_CLASSES = 10
 
 
-def infer_task(y: pd.Series) -> str:
-    """classification for text, booleans and a few distinct integers; regression otherwise."""
+def infer_task(y: pd.Series) -> tuple[str, str]:
+    """(task, why): classification for text, booleans and a few distinct whole numbers;
+    regression for other numbers."""
     values = y.dropna()
+    name = repr(str(y.name))
     if values.dtype == object or isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == bool \
             or pd.api.types.is_string_dtype(values.dtype):
-        return "classification"
+        return "classification", f"target {name} holds labels ({values.nunique()} distinct)"
     integral = np.all(np.mod(values.to_numpy(dtype=float), 1) == 0)
-    if integral and values.nunique() <= MAX_INFERRED_CLASSES:
-        return "classification"
-    return "regression"
+    distinct = values.nunique()
+    if integral and distinct <= MAX_INFERRED_CLASSES:
+        return "classification", (f"target {name} holds {distinct} distinct whole numbers (at most "
+                                  f"{MAX_INFERRED_CLASSES} are read as classes; task=regression to predict numbers)")
+    return "regression", f"target {name} is numeric with {distinct} distinct values"
+
+
+def clean_target(y: pd.Series) -> tuple[pd.Series, list[Note]]:
+    """A number column with a few words in it ("unknown", "-", "?") and infinite values: those
+    become missing (their rows are left out), each with a note. Labels stay as they are."""
+    notes: list[Note] = []
+    name = str(y.name)
+    present = y.dropna()
+    if not pd.api.types.is_numeric_dtype(y) and not present.empty:
+        numbers = pd.to_numeric(present, errors="coerce")
+        if numbers.notna().mean() >= MOSTLY_NUMERIC:
+            tokens = present[numbers.isna()]
+            y = pd.to_numeric(y, errors="coerce").rename(y.name)
+            if len(tokens):
+                notes.append(Note("target", [name], f"target {name!r}: {len(tokens)} non-numeric value(s) treated "
+                                                    f"as missing: {quoted(sorted(tokens.astype(str).unique().tolist()))}"))
+    if pd.api.types.is_float_dtype(y):
+        infinite = np.isinf(y.to_numpy())
+        if infinite.any():
+            y = y.mask(infinite)
+            notes.append(Note("target", [name], f"target {name!r}: {int(infinite.sum())} infinite value(s) treated "
+                                                "as missing"))
+    return y, notes
 
 
 class TargetEncoder:
@@ -64,6 +91,15 @@ class TargetEncoder:
                 raise DataError(
                     f"target {name!r} has only one class ({classes[0]!r} in every row); "
                     "classification needs at least two classes"
+                )
+            counts = values.value_counts()
+            once = int((counts == 1).sum())
+            # Many classes, most seen once: a number or an identifier read as labels.
+            if len(classes) >= IMPLAUSIBLE_CLASSES and once > len(classes) / 2:
+                raise DataError(
+                    f"target {name!r} has {len(classes)} classes in {len(values)} rows and {once} of them appear "
+                    "once: that is not a set of class labels; if it is a number to predict use task=regression, "
+                    "if it is an identifier choose another data.target"
                 )
             return cls(task, classes, name)
         if task == "regression":
@@ -108,7 +144,8 @@ def drop_missing_target(ds: Dataset) -> Dataset:
     if missing.all():
         raise DataError(f"target {ds.y.name!r} is empty in every row")
     if missing.any():
-        log.warning("dropping %d rows whose target %r is missing", int(missing.sum()), ds.y.name)
+        ds.notes.append(Note("target", [str(ds.y.name)], f"left out {int(missing.sum())} row(s) whose target "
+                                                         f"{ds.y.name!r} is missing"))
         ds.X, ds.y = ds.X[~missing.to_numpy()], ds.y[~missing.to_numpy()]
     return ds
 

@@ -103,7 +103,12 @@ class SklearnAdapter(Adapter):
             params["n_jobs"] = self.n_jobs
         if "n_clusters" in accepted and params.get("n_clusters") is None:
             params["n_clusters"] = schema.n_classes or 8
-        return SklearnModel(cls(**params), schema)
+        try:
+            estimator = cls(**params)
+        except TypeError as exc:
+            raise ConfigError(f"{cls.__name__} refused its arguments ({exc}); check model.estimator.*") from None
+        _validate(estimator, spec.get("name"))
+        return SklearnModel(estimator, schema)
 
     @staticmethod
     def _mlp_activation(spec: dict[str, Any]) -> str:
@@ -232,6 +237,20 @@ def _sklearn_class(name: str) -> bool:
     except (ImportError, AttributeError):
         return False
     return inspect.isclass(obj) and obj.__module__.startswith("sklearn.")
+
+
+def _validate(estimator: Any, model: str | None) -> None:
+    """scikit-learn checks its estimators' arguments only when fitting; check them now, so
+    model.estimator.n_estimators=abc fails before any work with what the class accepts."""
+    from sklearn.utils._param_validation import InvalidParameterError  # private module, public error
+
+    validate = getattr(estimator, "_validate_params", None)  # scikit-learn >= 1.2; absent on others
+    if validate is None:
+        return
+    try:
+        validate()
+    except InvalidParameterError as exc:
+        raise ConfigError(f"model={model}: {exc} (set it with model.estimator.<name>=...)") from None
 
 
 def _import(path: str):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from launcher import artifacts
-from launcher.core.errors import ArtifactError
+from launcher.core.errors import ArtifactError, DataError
 from launcher.data import Preprocessor, TargetEncoder
 from launcher.frameworks import registry
 from launcher.metrics import labels_from
@@ -49,10 +49,26 @@ class SavedRun:
         target = TargetEncoder.from_dict(prep["target"]) if prep["target"].get("task") != "clustering" else None
         return cls(model, meta, Preprocessor.from_dict(prep["features"]), target, adapter)
 
-    def predict(self, frame) -> Predictions:
-        """Predictions for a raw DataFrame with the training columns (the target may be there)."""
-        allow = (self.target.name,) if self.target is not None else ()
-        self.preprocessor.check_columns(frame, allow=allow)
+    @property
+    def excluded(self) -> dict[str, str]:
+        """Columns of the training file that are not features (data.drop, ID-like, constant...)."""
+        return dict((self.meta.get("features") or {}).get("excluded") or {})
+
+    def id_columns(self, frame, extra: tuple[str, ...] = ()) -> list[str]:
+        """The input's columns to copy next to the predictions: the ones the training run set
+        aside as identifiers (data.drop, ID-like) and those named by the caller, in input order."""
+        keep = {c for c, why in self.excluded.items() if why == "data.drop" or why.startswith("ID-like")}
+        keep |= set(extra)
+        return [c for c in frame.columns if c in keep]
+
+    def predict(self, frame, id_columns: tuple[str, ...] = ()) -> Predictions:
+        """Predictions for a raw DataFrame with the training columns. The target, the columns
+        the training run left out, and `id_columns` may be there too."""
+        missing = [c for c in id_columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"id_columns names columns the input does not have: {missing}")
+        allow = ((self.target.name,) if self.target is not None else ()) + tuple(self.excluded) + tuple(id_columns)
+        self.preprocessor.check_columns(frame, allow=allow, hint="list columns to pass through with id_columns=a,b")
         X = self.preprocessor.transform(frame[self.preprocessor.input_columns])
         output = self.adapter.predict(self.model, X)
         task = self.meta["task"]

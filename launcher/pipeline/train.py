@@ -22,9 +22,9 @@ from launcher import data as datamod
 from launcher import metrics
 from launcher.artifacts import git_commit, save_model
 from launcher.core.adapter import Adapter
-from launcher.core.errors import ConfigError, one_of
+from launcher.core.errors import ConfigError, Interrupted, one_of
 from launcher.core.paths import config_file, config_options, original_cwd, run_dir
-from launcher.core.trainer import TrainerSettings
+from launcher.core.trainer import TrainerSettings, TrainingInterrupted
 from launcher.core.types import TASKS, DataSchema, History, Splits
 from launcher.frameworks import registry
 from launcher.io import write_json
@@ -59,12 +59,14 @@ def resolve_task(cfg: DictConfig, adapter: Adapter, spec: dict[str, Any], datase
     tasks = adapter.model_tasks(spec)
     if explicit and explicit != "auto":
         task = explicit
-    elif tasks == {"clustering"}:
-        task = "clustering"
-    elif dataset.task in TASKS:
-        task = dataset.task
     else:
-        task = datamod.infer_task(dataset.y)
+        if tasks == {"clustering"}:
+            task, why = "clustering", f"model={spec.get('name')} clusters"
+        elif dataset.task in TASKS:
+            task, why = dataset.task, f"the dataset {dataset.name} declares it"
+        else:
+            task, why = datamod.infer_task(dataset.y)
+        log.info("task=auto: %s (%s)", task, why)
     if task not in tasks:
         raise ConfigError(
             f"model={spec.get('name')} cannot do {task} with framework={adapter.name} (it does "
@@ -86,9 +88,12 @@ def prepare(cfg: DictConfig) -> Prepared:
             f"frameworks that support it: {', '.join(others) or 'none'}"
         )
     dataset = datamod.load(cfg.data)
+    for note in dataset.notes:  # what loading changed, before anything else is said
+        log.warning("%s", note.message)
     task = resolve_task(cfg, adapter, spec, dataset)
     metric = metrics.check_metric(task, cfg.task.get("metric"))
     target, y = None, None
+    notes_before = len(dataset.notes)
     if dataset.y is not None:
         if task != "clustering":
             dataset = datamod.drop_missing_target(dataset)
@@ -102,6 +107,8 @@ def prepare(cfg: DictConfig) -> Prepared:
                                   float(cfg.data.test_size), float(cfg.data.val_size), settings.seed)
     if target is not None and task == "regression":  # scale with the training rows only
         y = target.fit_scale(dataset.y.iloc[parts.train]).encode(dataset.y)
+    for note in dataset.notes[notes_before:]:  # rows left out for a missing target
+        log.warning("%s", note.message)
     return Prepared(adapter, spec, settings, task, metric, dataset, target, y, parts)
 
 
@@ -159,10 +166,22 @@ def train(cfg: DictConfig) -> float:
 
     cv = cross_validate(p) if p.settings.cv_folds else None
     pre, splits = _splits(p, p.parts.train, p.parts.val, p.parts.test)
+    dates = pre.describe().get("datetime")
+    if dates:
+        p.dataset.notes.append(datamod.Note("dates", dates, f"parsed {len(dates)} date column(s) into year, month, "
+                                                           "day, weekday, hour and days since 1970: "
+                                                           + ", ".join(repr(d) for d in dates)))
+        log.warning("%s", p.dataset.notes[-1].message)
     if cv is None:
         p.adapter.check(p.spec, splits.schema, p.settings)
     model = p.adapter.build(p.spec, splits.schema)
-    history = p.adapter.fit(model, splits, p.settings, workdir=out, report=_sweep_reporter(cfg, p.metric))
+    try:
+        history = p.adapter.fit(model, splits, p.settings, workdir=out, report=_sweep_reporter(cfg, p.metric))
+    except TrainingInterrupted as stop:
+        raise Interrupted(f"interrupted at epoch {stop.epoch}/{p.settings.max_epochs}; its checkpoint is in "
+                          f"{stop.path.parent}. Resume with: {resume_command(out)}") from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; no checkpoint was written, nothing was saved in {out}") from None
     val = _evaluate(p, model, splits.X_val, splits.y_val)
     test_output = p.adapter.predict(model, splits.X_test)
     test = _evaluate(p, model, splits.X_test, splits.y_test, test_output)
@@ -183,6 +202,9 @@ def train(cfg: DictConfig) -> float:
         "epochs": len(history.epochs), "best_epoch": history.best_epoch,
         "seconds": round(time.perf_counter() - start, 3),
     }
+    data_record = {"notes": [n.message for n in p.dataset.notes], "excluded": p.dataset.excluded,
+                   "read": p.dataset.read}
+    record["data_notes"] = data_record["notes"]
     if cfg.get("save_model", True):
         save_model(p.adapter, model, out / "model", files={
             "preprocessing.json": {"features": pre.to_dict(),
@@ -191,11 +213,13 @@ def train(cfg: DictConfig) -> float:
             "task": p.task, "model": p.spec.get("name"), "data": p.dataset.name,
             "config": OmegaConf.to_container(cfg, resolve=True),
             "features": {"input_columns": pre.input_columns, "kinds": pre.describe(),
-                         "n_features": splits.schema.n_features, "shape": splits.schema.to_dict()["input_shape"]},
+                         "n_features": splits.schema.n_features, "shape": splits.schema.to_dict()["input_shape"],
+                         "excluded": p.dataset.excluded},
             "target": p.target.to_dict() if p.target else None,
             "metrics": {"val": val, "test": test, **({"cv": cv} if cv else {})},
             "device": history.device,
             "training": history.extra,
+            "data": data_record,
             "git_commit": git_commit(original_cwd()),
         })
     record["seconds"] = round(time.perf_counter() - start, 3)
@@ -203,6 +227,18 @@ def train(cfg: DictConfig) -> float:
     _plots(cfg, p, history, test_output, splits, out)
     _summary(p, val, test, cv, record, out)
     return float(value)
+
+
+def resume_command(out: Path) -> str:
+    """The command that continues this run from its checkpoint: the same overrides, plus resume_from."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    overrides = [o for o in overrides if not o.startswith(("trainer.resume_from=", "hydra.run.dir="))]
+    return " ".join(["python -m launcher", *map(shlex.quote, overrides),
+                     shlex.quote(f"trainer.resume_from={out}")])
 
 
 def _sweep_reporter(cfg: DictConfig, metric: str):

@@ -30,10 +30,10 @@ from lightning.fabric import Fabric
 from torch import nn
 
 from launcher.core.trainer import (CheckpointPolicy, EpochDisplay, EpochRecorder, LRSchedule, Stopwatch,
-                                   TrainerSettings, batch_order, check_resumable, epoch_seed)
+                                   TrainerSettings, TrainingInterrupted, batch_order, check_resumable, epoch_seed)
 from launcher.core.types import History, Report, Splits
 from launcher.frameworks.torch.networks import build_network
-from launcher.io import atomic_path
+from launcher.io import verify, write_verified
 
 log = logging.getLogger("launcher")
 
@@ -239,6 +239,7 @@ class Checkpoints:
         self.meta = {"format": CHECKPOINT_FORMAT, "spec": asdict(model.spec), "schema": model.schema.to_dict(),
                      "trainer": settings.fixed()}
         self.policy = CheckpointPolicy()
+        self.written_epoch: int | None = None
         self.pending: dict[str, Any] | None = None
         self.pending_best: dict[str, Any] | None = None
         if self.writer:
@@ -263,6 +264,7 @@ class Checkpoints:
 
     def _write(self, state: dict[str, Any]) -> None:
         _save(self.last, {**state, "launcher": self.meta})
+        self.written_epoch = int(state["recorder"]["epochs"][-1]["epoch"])
         if self.pending_best is not None:
             _save(self.best, {**self.pending_best, "launcher": self.meta})
             self.pending_best = None
@@ -271,19 +273,21 @@ class Checkpoints:
     def keep_best(self, source: Path) -> None:
         """A resumed run whose best epoch came before the resume keeps that best.ckpt."""
         if self.writer and source.resolve() != self.best.resolve():
-            shutil.copyfile(source, self.best)
+            write_verified(self.best, lambda tmp: shutil.copyfile(source, tmp))
 
     def __enter__(self) -> "Checkpoints":
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is not None:
-            self.flush()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            return
+        self.flush()
+        if issubclass(exc_type, KeyboardInterrupt) and self.written_epoch is not None and self.writer:
+            raise TrainingInterrupted(self.written_epoch, self.last) from exc
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    write_verified(path, lambda tmp: torch.save(state, tmp))
 
 
 def _copy(state: Any) -> Any:
@@ -299,12 +303,16 @@ def _copy(state: Any) -> Any:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's contents: tensors and plain data only (weights_only=True)."""
-    from launcher.core.errors import ConfigError
+    from launcher.core.errors import ArtifactError, ConfigError
 
     try:
+        verify(path, "checkpoint")
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"trainer.resume_from={path} is not a readable checkpoint: {exc}") from None
+    except ArtifactError as exc:
+        raise ConfigError(f"trainer.resume_from: {exc}") from None
+    except Exception as exc:  # torch's own message spans lines: its first says what it found
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"trainer.resume_from={path} is not a readable checkpoint: {first}") from None
     meta = state.get("launcher") if isinstance(state, dict) else None
     if not meta or meta.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"trainer.resume_from={path} was not written by this version of launcher's "

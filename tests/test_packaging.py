@@ -1,0 +1,62 @@
+"""The wheel: built from the checkout, installed into a fresh environment, run from an unrelated
+directory. (.ci/run does the same with a full `pip install`; this test reuses the development
+environment's dependencies so it takes seconds.)"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(base), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    wheel = next(base.glob("launcher-*.whl"))
+    venv = base / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # The dependencies come from this environment's site-packages, appended after the new
+    # environment's own (a .pth line adds a path; it does not run that folder's .pth files, so the
+    # editable install of the checkout stays out).
+    Path(site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True,
+                   capture_output=True, timeout=300)
+    return wheel, python
+
+
+def test_the_wheel_ships_the_config_tree(wheel_env):
+    wheel, _ = wheel_env
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("launcher/conf/train.yaml", "launcher/conf/model/mlp.yaml", "launcher/conf/experiment/digits_cnn.yaml",
+                 "hydra_plugins/launcher_sweeper/optuna_sweeper.py",
+                 "hydra_plugins/launcher_searchpath/searchpath.py"):
+        assert name in names, name
+
+
+def test_the_installed_package_runs_from_anywhere_and_reports_bad_input_in_one_line(wheel_env, tmp_path):
+    _, python = wheel_env
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = subprocess.run([str(python), "-c", "import launcher; print(launcher.__file__)"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert str(ROOT) not in where  # the installed copy, not the checkout
+    res = subprocess.run([str(python), "-m", "launcher", "save_model=false"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert list(tmp_path.glob("outputs/*/*/metrics.json"))
+    res = subprocess.run([str(python), "-m", "launcher", "data=csv", "data.path=missing.csv", "data.target=y"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [f"error: CSV file not found: {tmp_path / 'missing.csv'}; set data.path to "
+                                       "an existing .csv file"]
