@@ -2,24 +2,38 @@
 
 Hydra imports every module under hydra_plugins when it starts, so this module stays light:
 Optuna is imported only when a sweep runs.
+
+Configs written for hydra-optuna-sweeper name its class,
+``hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper`` (lightning-hydra-template's
+``hparams_search`` configs do). Hydra looks a plugin up by ``<class.__module__>.<class name>``
+among the classes its scan found, so ``OfficialNameOptunaSweeper`` below carries that module
+name and the same class serves both names. No file of the official package is shipped: an
+environment that also has hydra-optuna-sweeper installed keeps both packages' files intact,
+and gets the message of ``official_plugin_message`` instead of a silent shadow.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, List
 
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from launcher.sweeper.config import register_configs
+from launcher.sweeper.official import official_plugin_message
+from launcher.sweeper.config import OFFICIAL_MODULE, register_configs
 
 register_configs()
 
 
 class OptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
+        from launcher.core.errors import ConfigError
         from launcher.sweeper.optuna_sweeper import OptunaSweeperImpl
 
+        conflict = official_plugin_message()
+        if conflict:
+            raise ConfigError(conflict)
         self.sweeper = OptunaSweeperImpl(**settings)
 
     def setup(
@@ -32,3 +46,17 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: List[str]) -> None:
         return self.sweeper.sweep(arguments)
+
+
+class OfficialNameOptunaSweeper(OptunaSweeper):
+    """This sweeper, under the class name hydra-optuna-sweeper's configs give."""
+
+
+OfficialNameOptunaSweeper.__module__ = OFFICIAL_MODULE
+OfficialNameOptunaSweeper.__name__ = OfficialNameOptunaSweeper.__qualname__ = "OptunaSweeper"
+
+# Said at every Hydra start while the environment holds both plugins: which one Hydra runs then
+# depends on the order of its plugin scan.
+_conflict = official_plugin_message()
+if _conflict:
+    warnings.warn(_conflict, UserWarning, stacklevel=1)

@@ -43,3 +43,8 @@ def trial_from_id(study: Any, trial_id: int) -> Any:
     import optuna
 
     return optuna.trial.Trial(study, trial_id)
+
+
+def study_storage(study: Any) -> Any:
+    """The storage object of an Optuna Study (no public accessor)."""
+    return study._storage  # private attribute of optuna.study.Study
