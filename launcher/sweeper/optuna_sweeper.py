@@ -208,10 +208,14 @@ class OptunaSweeperImpl:
         stop: str | None = None
         failed_out: str | None = None
         validated = False
+        # The first trial runs alone: a launcher starts its backend on its first launch (Ray
+        # its local instance, joblib its workers), and two threads doing that at once collide
+        # (measured with hydra-ray-launcher: "Perhaps you called ray.init twice by accident?").
+        warmed = slots == 1
         self.mine: set[int] = set()
         try:
             while True:
-                while stop is None and len(in_flight) < slots:
+                while stop is None and len(in_flight) < (slots if warmed else 1):
                     if self.timeout is not None and time.monotonic() - started >= self.timeout:
                         stop = f"time budget of {self.timeout:g}s spent"
                         break
@@ -238,6 +242,7 @@ class OptunaSweeperImpl:
                     trial = in_flight.pop(future)
                     self._record(study, trial, future.result())
                     heartbeat.discard(compat.trial_id(trial))
+                    warmed = True
                 if failed_out is None:
                     failed_out = self._failure_check(study)
                     if failed_out:

@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import re
 from typing import Any, Callable, Mapping
 
 from launcher.sweeper.config import TRIAL_ENV
@@ -38,9 +39,12 @@ Report = Callable[[int, Mapping[str, float]], None]
 
 def trial_override(link: Mapping[str, Any]) -> str:
     """The ``hydra.job.env_set`` override that gives one job its trial (see the docstring)."""
-    text = json.dumps(dict(link), sort_keys=True)
-    # A quoted override value: escape the quote, backslashes and interpolations.
-    quoted = text.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${")
+    # "$" as JSON's \u0024, so no ${...} interpolation can appear in the text.
+    text = json.dumps(dict(link), sort_keys=True).replace("$", "\\u0024")
+    # Hydra's quoted value: a quote is escaped, and so is a run of backslashes before a quote
+    # or the end; other backslashes stay as they are.
+    text = re.sub(r"(\\+)('|$)", lambda m: m.group(1) * 2 + m.group(2), text)
+    quoted = text.replace("'", "\\'")
     return f"hydra.job.env_set.{TRIAL_ENV}='{quoted}'"
 
 

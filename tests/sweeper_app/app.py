@@ -3,8 +3,9 @@ returning NaN, reporting per-epoch scores (pruning), two objectives, and for syn
 with the test through files (never through timing):
 
     hold=<path> hold_from=<n>   jobs numbered n and later wait while <path> exists
-    meet=<dir> meet_count=<k>   each job marks <dir>/<pid> and waits until k processes have
-                                (proves k jobs ran at once, in k processes)
+    meet=<dir> meet_count=<k>   jobs numbered meet_from and later mark <dir>/<pid> and wait
+                                until k processes have (proves k jobs ran at once, in k
+                                processes)
 """
 import json
 import math
@@ -34,7 +35,7 @@ def main(cfg):
     (out / "pid").write_text(str(os.getpid()))
     if cfg.hold and hydra_cfg.job.num >= cfg.hold_from:
         wait_until(lambda: not Path(cfg.hold).exists(), f"{cfg.hold} to go", limit=600)
-    if cfg.meet:
+    if cfg.meet and hydra_cfg.job.num >= cfg.meet_from:
         Path(cfg.meet).mkdir(parents=True, exist_ok=True)
         (Path(cfg.meet) / str(os.getpid())).write_text("")
         wait_until(lambda: len(list(Path(cfg.meet).iterdir())) >= cfg.meet_count,
