@@ -1,6 +1,7 @@
 """The Optuna sweeper, through real Hydra multiruns of a tiny app (tests/sweeper_app)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -326,3 +327,148 @@ def test_storage_env_that_is_unset_is_named_in_the_error(tmp_path):
     proc = run(app_command(tmp_path / "sweep", "hydra.sweeper.storage_env=NO_SUCH_STORAGE_VAR"),
                tmp_path, check=False)
     assert proc.returncode != 0 and "NO_SUCH_STORAGE_VAR" in proc.stderr
+
+
+# -- a drop-in for hydra-optuna-sweeper -----------------------------------------------------------
+def test_defaults_are_hydra_optuna_sweepers():
+    """hydra-optuna-sweeper 1.3.0's OptunaSweeperConf and TPE preset, key by key."""
+    from hydra import compose, initialize_config_dir
+
+    from launcher.sweeper.config import OptunaSweeperConf
+
+    with initialize_config_dir(config_dir=str(APP.parent / "conf"), version_base="1.3"):
+        cfg = compose("kwargs", return_hydra_config=True)  # sets n_trials, n_jobs, params, seed
+    sweeper = cfg.hydra.sweeper
+    official = {"storage": None, "study_name": None, "max_failure_rate": 0.0,
+                "search_space": None, "custom_search_space": None}
+    assert {key: sweeper[key] for key in official} == official
+    assert getattr(sweeper.direction, "name", sweeper.direction) == "minimize"
+    assert (OptunaSweeperConf.n_trials, OptunaSweeperConf.n_jobs) == (20, 2)
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert (sweeper.sampler.n_startup_trials, sweeper.sampler.n_ei_candidates) == (10, 24)
+    assert sweeper.sampler.multivariate in (None, False)
+
+
+def test_sampler_configs_are_typed_partial_and_refuse_motpe():
+    from optuna.samplers import CmaEsSampler, GridSampler, RandomSampler
+
+    from launcher.sweeper.optuna_sweeper import OptunaSweeperImpl
+    from launcher.sweeper.search_space import parse_search_space
+
+    space = parse_search_space({"a": "choice(1, 2)", "b": "range(0, 4, 2)"}, [])
+    partial = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler",
+                                         "_partial_": True, "seed": 3})
+    assert isinstance(partial._sampler(space, 0)[0], RandomSampler)
+    grid = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.GridSampler", "_partial_": True})
+    grid_space = parse_search_space({"a": "choice(1, 2)", "b": "range(0, 4, 2)"}, [], grid=True)
+    made, _ = grid._sampler(grid_space, 0)
+    assert isinstance(made, GridSampler) and grid.n_trials == 4  # 2 x 2 points
+    cmaes = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.CmaEsSampler", "seed": 1,
+                                       "n_startup_trials": 1, "use_separable_cma": False})
+    assert isinstance(cmaes._sampler(space, 0)[0], CmaEsSampler)
+    resumed, reseeded = partial._sampler(space, 5)
+    assert reseeded[0] == 3 and reseeded[1] != 3  # a resumed study does not replay seed 3
+    with pytest.raises(ConfigError, match="MOTPESampler.*hydra/sweeper/sampler=tpe"):
+        OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.MOTPESampler"})
+
+
+def test_cmaes_preset_runs_out_of_the_box(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run(app_command(sweep, "hydra/sweeper/sampler=cmaes", "hydra.sweeper.sampler.seed=1",
+                           "hydra.sweeper.sampler.n_startup_trials=1", "hydra.sweeper.params.y=-1",
+                           "hydra.sweeper.n_trials=3"), tmp_path)
+    assert "Sampler: CmaEsSampler" in proc.stdout
+    assert states(study_trials(sqlite(sweep))) == {"COMPLETE": 3}
+
+
+def test_custom_search_space_may_not_suggest_a_fixed_parameter(tmp_path):
+    proc = run(app_command(tmp_path / "sweep", "hydra.sweeper.custom_search_space=app.suggest_y",
+                           "y=1"), tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "custom_search_space suggested ['y'], which params or the command line fix (y=1)" \
+        in proc.stderr
+
+
+def test_a_kwargs_app_gets_exactly_the_users_config(tmp_path):
+    """No bookkeeping key: `objective(**cfg)` works, override_dirname run directories read as
+    the trial's own overrides, and no "Launching" line shows the storage."""
+    sweep = tmp_path / "sweep"
+    app = APP.parent / "kwargs_app.py"
+    proc = run([app_command(sweep)[0], str(app), "-m", f"hydra.sweep.dir={sweep}"], tmp_path)
+    trials = study_trials(sqlite(sweep))
+    assert states(trials) == {"COMPLETE": 3}
+    for t in trials:
+        overrides = [f"x={t.params['x']!r}", f"y={t.params['y']}"]
+        run_dir = sweep / ",".join(overrides)
+        assert t.user_attrs["run_dir"] == str(run_dir)
+        assert OmegaConf.load(run_dir / ".hydra" / "config.yaml") == {"x": t.params["x"],
+                                                                      "y": t.params["y"]}
+        assert list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")) == overrides
+    launching = [line for line in proc.stdout.splitlines() if " : x=" in line]
+    assert len(launching) == 3
+    assert not any("sqlite" in line or "LAUNCHER_OPTUNA" in line for line in launching)
+
+
+def test_lightning_hydra_template_search_config_runs_unchanged(tmp_path):
+    """lightning-hydra-template's hparams_search/mnist_optuna.yaml, as shipped: it names
+    hydra-optuna-sweeper's class and sets hydra.mode=MULTIRUN (no -m)."""
+    sweep = tmp_path / "sweep"
+    app = APP.parent / "lht" / "train.py"
+    proc = run([app_command(sweep)[0], str(app), "hparams_search=mnist_optuna",
+                f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=4"], tmp_path)
+    assert "Sampler: TPESampler" in proc.stdout
+    trials = study_trials(sqlite(sweep))
+    assert states(trials) == {"COMPLETE": 4}
+    res = results(sweep)
+    assert res["directions"] == ["maximize"]
+    assert res["best_value"] == pytest.approx(max(t.value for t in trials))
+    assert set(res["best_params"]) == {"model.optimizer.lr", "datamodule.batch_size",
+                                       "model.net.lin1_size", "model.net.lin2_size",
+                                       "model.net.lin3_size"}
+    for t in trials:  # each job saw its trial's values
+        seen = json.loads((sweep / str(t.number) / "seen.json").read_text())
+        assert seen == {"lr": t.params["model.optimizer.lr"],
+                        "batch_size": t.params["datamodule.batch_size"]}
+        assert 0.0001 <= seen["lr"] <= 0.1
+
+
+STAND_IN = '''
+from hydra.core.config_store import ConfigStore
+from hydra.plugins.sweeper import Sweeper
+from pathlib import Path
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, **kwargs):
+        pass
+    def setup(self, *, hydra_context, task_function, config):
+        self.config = config
+    def sweep(self, arguments):
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        (Path(str(self.config.hydra.sweep.dir)) / "official_ran").write_text("yes")
+
+ConfigStore.instance().store(group="hydra/sweeper", name="optuna", provider="optuna_sweeper",
+    node={"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"})
+'''
+
+
+@pytest.mark.parametrize("scanned_last", ["launcher", "hydra-optuna-sweeper"])
+def test_hydra_optuna_sweeper_installed_beside_is_named_not_silently_shadowed(tmp_path, scanned_last):
+    """The official plugin's package on the path (a stand-in with its module names): every
+    start says so, and which plugin Hydra runs follows its scan order; launcher's refuses."""
+    from helpers import ROOT
+
+    package = tmp_path / "site" / "hydra_plugins" / "hydra_optuna_sweeper"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "optuna_sweeper.py").write_text(STAND_IN)
+    site = str(tmp_path / "site")
+    path = [site, str(ROOT)] if scanned_last == "launcher" else [str(ROOT), site]
+    sweep = tmp_path / "sweep"
+    proc = run(app_command(sweep, "hydra.sweeper.n_trials=1"), tmp_path, check=False,
+               PYTHONPATH=os.pathsep.join(path))
+    assert "hydra-optuna-sweeper (unknown version, " in proc.stderr
+    assert "pip uninstall hydra-optuna-sweeper" in proc.stderr
+    if scanned_last == "launcher":
+        assert proc.returncode != 0 and not (sweep / "official_ran").exists()
+    else:
+        assert (sweep / "official_ran").exists()

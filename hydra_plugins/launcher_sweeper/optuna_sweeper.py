@@ -5,14 +5,18 @@ Optuna is imported only when a sweep runs.
 
 Configs written for hydra-optuna-sweeper name its class,
 ``hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper`` (lightning-hydra-template's
-``hparams_search`` configs do). Hydra looks a plugin up by ``<class.__module__>.<class name>``
-among the classes its scan found, so ``OfficialNameOptunaSweeper`` below carries that module
-name and the same class serves both names. No file of the official package is shipped: an
-environment that also has hydra-optuna-sweeper installed keeps both packages' files intact,
-and gets the message of ``official_plugin_message`` instead of a silent shadow.
+``hparams_search`` configs do). Hydra finds a plugin by ``<class.__module__>.<class name>``
+among the classes its scan met, then imports that module by name; so ``OfficialNameOptunaSweeper``
+below carries that module name, and ``_provide_official_name`` puts a module of that name in
+``sys.modules`` (in memory: no file of the official package is shipped, so an environment that
+also installs hydra-optuna-sweeper keeps both packages' files intact). Where the official package
+is installed, it keeps its name, and every Hydra start says so (``official_plugin_message``)
+instead of one plugin silently shadowing the other.
 """
 from __future__ import annotations
 
+import sys
+import types
 import warnings
 from typing import Any, List
 
@@ -54,6 +58,25 @@ class OfficialNameOptunaSweeper(OptunaSweeper):
 
 OfficialNameOptunaSweeper.__module__ = OFFICIAL_MODULE
 OfficialNameOptunaSweeper.__name__ = OfficialNameOptunaSweeper.__qualname__ = "OptunaSweeper"
+
+
+def _provide_official_name() -> None:
+    """Make ``hydra_plugins.hydra_optuna_sweeper.optuna_sweeper`` importable, holding this
+    sweeper, unless the official package is installed (then the name is its)."""
+    package_name = OFFICIAL_MODULE.rsplit(".", 1)[0]
+    if official_plugin_message() or OFFICIAL_MODULE in sys.modules:
+        return
+    package = types.ModuleType(package_name, "launcher's stand-in for hydra-optuna-sweeper")
+    package.__path__ = []  # a package, with nothing on disk
+    package.__launcher_alias__ = True
+    module = types.ModuleType(OFFICIAL_MODULE, "launcher's Optuna sweeper, by the official name")
+    module.OptunaSweeper = OfficialNameOptunaSweeper
+    package.optuna_sweeper = module
+    sys.modules.setdefault(package_name, package)
+    sys.modules[OFFICIAL_MODULE] = module
+
+
+_provide_official_name()
 
 # Said at every Hydra start while the environment holds both plugins: which one Hydra runs then
 # depends on the order of its plugin scan.

@@ -19,7 +19,11 @@ def official_plugin_message() -> str | None:
     """A message when the hydra-optuna-sweeper package is importable here, else None."""
     import importlib.metadata
     import importlib.util
+    import sys
 
+    loaded = sys.modules.get("hydra_plugins.hydra_optuna_sweeper")
+    if getattr(loaded, "__launcher_alias__", False):
+        return None  # launcher's own stand-in (hydra_plugins/launcher_sweeper)
     try:
         spec = importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper")
     except (ImportError, ValueError):

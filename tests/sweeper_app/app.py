@@ -55,5 +55,10 @@ def main(cfg):
     return loss
 
 
+def suggest_y(cfg, trial) -> None:
+    """A custom_search_space function (hydra.sweeper.custom_search_space=app.suggest_y)."""
+    trial.suggest_int("y", -3, 3)
+
+
 if __name__ == "__main__":
     main()
