@@ -219,13 +219,12 @@ class OptunaSweeperImpl:
                     if self.timeout is not None and time.monotonic() - started >= self.timeout:
                         stop = f"time budget of {self.timeout:g}s spent"
                         break
-                    trial = self._ask(study, space)
+                    trial = self._ask(study, space, heartbeat)
                     if trial is None:
                         if not in_flight and self._wait_for_others(study):
                             continue  # a trial elsewhere was failed and queued again
                         stop = f"n_trials={self.n_trials} reached"
                         break
-                    heartbeat.add(compat.trial_id(trial))
                     overrides = space.overrides(trial.params) + [self._link(study, trial)]
                     if not validated:  # a bad override is a config error, not a failed trial
                         try:
@@ -259,7 +258,7 @@ class OptunaSweeperImpl:
         except Exception as error:  # e.g. a joblib worker killed by the OS
             return error
 
-    def _ask(self, study: Any, space: SearchSpace) -> Any:
+    def _ask(self, study: Any, space: SearchSpace, heartbeat: Any) -> Any:
         import optuna
 
         resume.fail_orphans(study)
@@ -272,9 +271,12 @@ class OptunaSweeperImpl:
             trial = study.ask(fixed_distributions=space.distributions)
         self.asked += 1
         self.mine.add(trial.number)
+        # Claimed at once: owner first (a rerun on this machine judges it), then the heartbeat
+        # (Optuna's check for owners elsewhere). resume.py covers a death between ask and claim.
         storage = compat.study_storage(study)
         trial_id = compat.trial_id(trial)
         storage.set_trial_system_attr(trial_id, resume.OWNER_ATTR, resume.owner(trial.number))
+        heartbeat.add(trial_id)
         history = storage.get_trial_system_attrs(trial_id).get("retry_history")
         if history:
             log.info("Trial %d re-runs trial %d, which was interrupted", trial.number, history[-1])

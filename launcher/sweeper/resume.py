@@ -8,6 +8,11 @@ and is gone is failed at once and queued again, through Optuna's
 whose owner ran elsewhere and stopped beating for ``grace_period``. The failed trial stays in
 the study as FAIL without a ``failure`` note (it does not count toward n_trials); its copy runs
 under a new number and carries ``failed_trial`` / ``retry_history`` system attributes.
+
+A sweep process claims a trial (owner, then heartbeat) within milliseconds of asking for it. A
+process killed in between leaves a RUNNING trial with neither, which Optuna's heartbeat check
+never judges; such an unclaimed trial is failed and re-queued once it is UNCLAIMED_AFTER seconds
+old.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ log = logging.getLogger(__name__)
 
 OWNER_ATTR = "launcher:owner"
 MAX_RETRY = 2
+# A live process claims its trial within milliseconds; this leaves room for a storage lock wait.
+UNCLAIMED_AFTER = 10.0
 
 
 @lru_cache(maxsize=None)
@@ -89,6 +96,24 @@ def owner_gone(trial: Any) -> bool:
         and abs(started - float(record["started"])) > 1.0
 
 
+def _unclaimed(storage: Any, trial: Any) -> bool:
+    """RUNNING for UNCLAIMED_AFTER seconds with no owner record and no heartbeat."""
+    import datetime
+
+    record = trial.system_attrs.get(OWNER_ATTR)
+    if isinstance(record, dict) and record.get("trial") == trial.number:
+        return False
+    if trial.datetime_start is None:
+        return False
+    age = (datetime.datetime.now() - trial.datetime_start).total_seconds()
+    if age < UNCLAIMED_AFTER:
+        return False
+    try:  # a heartbeat: a client that beats (Optuna's own optimize, say) owns it
+        return not compat.has_heartbeat(storage, compat.trial_id(trial))
+    except Exception:
+        return False
+
+
 def retry_callback() -> Any:
     """Optuna's re-queueing callback (failed trial -> a WAITING copy with its parameters)."""
     import optuna
@@ -99,23 +124,27 @@ def retry_callback() -> Any:
 
 
 def fail_orphans(study: Any) -> list[tuple[int, int]]:
-    """Fail and re-queue the RUNNING trials whose owner on this machine is gone; then those
-    whose heartbeat is stale (owners elsewhere). Returns [(trial number, owner pid)] failed here."""
+    """Fail and re-queue the RUNNING trials whose owner on this machine is gone, or that no
+    process claimed; then those whose heartbeat is stale (owners elsewhere). Returns
+    [(trial number, owner pid)] for the first two kinds."""
     import optuna
     from optuna.trial import TrialState
 
     storage = compat.study_storage(study)
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not owner_gone(trial):
+        if owner_gone(trial):
+            record = trial.system_attrs[OWNER_ATTR]
+        elif _unclaimed(storage, trial):
+            record = {"pid": "unknown (it died before claiming the trial)"}
+        else:
             continue
-        record = trial.system_attrs[OWNER_ATTR]
         try:
             if not storage.set_trial_state_values(compat.trial_id(trial), state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished or failed by another process meanwhile
-        failed.append((trial.number, int(record["pid"])))
+        failed.append((trial.number, record["pid"]))
         log.warning("Trial %d was left RUNNING by process %s, which is gone: marked FAIL and "
                     "queued again", trial.number, record["pid"])
         with warnings.catch_warnings():
