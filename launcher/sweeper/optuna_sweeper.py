@@ -460,7 +460,9 @@ class OptunaSweeperImpl:
                     f"{sorted(space.distributions)}"
                 )
             params = {key: _as_choice(space.distributions[key], value) for key, value in point.items()}
-            study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)
+            with warnings.catch_warnings():  # skip_if_exists is marked experimental
+                warnings.simplefilter("ignore", UserWarning)
+                study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)
         if self.enqueue_points:
             log.info("Warm start: %d point(s) queued (points already in the study are skipped)",
                      len(self.enqueue_points))

@@ -123,7 +123,7 @@ def retry_callback() -> Any:
         return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
 
-def fail_orphans(study: Any) -> list[tuple[int, int]]:
+def fail_orphans(study: Any) -> list[tuple[int, int | None]]:
     """Fail and re-queue the RUNNING trials whose owner on this machine is gone, or that no
     process claimed; then those whose heartbeat is stale (owners elsewhere). Returns
     [(trial number, owner pid)] for the first two kinds."""
@@ -134,9 +134,10 @@ def fail_orphans(study: Any) -> list[tuple[int, int]]:
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if owner_gone(trial):
-            record = trial.system_attrs[OWNER_ATTR]
+            pid = trial.system_attrs[OWNER_ATTR]["pid"]
+            why = f"by process {pid}, which is gone"
         elif _unclaimed(storage, trial):
-            record = {"pid": "unknown (it died before claiming the trial)"}
+            pid, why = None, f"unclaimed for {UNCLAIMED_AFTER:g} s (its process died asking for it)"
         else:
             continue
         try:
@@ -144,9 +145,8 @@ def fail_orphans(study: Any) -> list[tuple[int, int]]:
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished or failed by another process meanwhile
-        failed.append((trial.number, record["pid"]))
-        log.warning("Trial %d was left RUNNING by process %s, which is gone: marked FAIL and "
-                    "queued again", trial.number, record["pid"])
+        failed.append((trial.number, pid))
+        log.warning("Trial %d was left RUNNING %s: marked FAIL and queued again", trial.number, why)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry_callback()(study, storage.get_trial(compat.trial_id(trial)))
