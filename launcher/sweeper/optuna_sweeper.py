@@ -452,6 +452,8 @@ class OptunaSweeperImpl:
         return make_pruner(self.pruner_spec)
 
     def _enqueue(self, study: Any, space: SearchSpace) -> None:
+        import optuna
+
         for point in self.enqueue_points:
             unknown = sorted(set(point) - set(space.distributions))
             if unknown:
@@ -461,7 +463,7 @@ class OptunaSweeperImpl:
                 )
             params = {key: _as_choice(space.distributions[key], value) for key, value in point.items()}
             with warnings.catch_warnings():  # skip_if_exists is marked experimental
-                warnings.simplefilter("ignore", UserWarning)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)
         if self.enqueue_points:
             log.info("Warm start: %d point(s) queued (points already in the study are skipped)",
