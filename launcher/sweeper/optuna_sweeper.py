@@ -163,7 +163,7 @@ class OptunaSweeperImpl:
         size = len(study.get_trials(deepcopy=False))
         study.sampler, reseeded = self._sampler(space, size)
         counted = self._count(study)
-        self.budget_start, self.asked = counted, 0
+        self.asked = 0
         if self.scope == "study":
             to_run = max(0, self.n_trials - counted)
             how = f"n_trials={self.n_trials} counts the whole study (n_trials_scope=study)"
