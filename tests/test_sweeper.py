@@ -412,6 +412,14 @@ def test_sampler_configs_are_typed_partial_and_refuse_motpe():
     assert isinstance(cmaes._sampler(space, 0)[0], CmaEsSampler)
     resumed, reseeded = partial._sampler(space, 5)
     assert reseeded[0] == 3 and reseeded[1] != 3  # a resumed study does not replay seed 3
+    # _target_ switched to another class over the tpe preset: the preset's keys are dropped
+    tpe_keys = {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": None, "seed": 1}
+    switched = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler", **tpe_keys})
+    assert isinstance(switched._sampler(space, 0)[0], RandomSampler)
+    wrong = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler",
+                                       "n_startup_trials": 5})
+    with pytest.raises(ConfigError, match="RandomSampler takes no argument n_startup_trials"):
+        wrong._sampler(space, 0)
     with pytest.raises(ConfigError, match="MOTPESampler.*hydra/sweeper/sampler=tpe"):
         OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.MOTPESampler"})
 

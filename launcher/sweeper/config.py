@@ -34,6 +34,8 @@ class Direction(Enum):
 @dataclass
 class SamplerConfig:
     _target_: str = MISSING
+    # true: the sweeper completes the call (the grid sampler gets its grid from params).
+    _partial_: bool = False
 
 
 @dataclass
@@ -257,6 +259,18 @@ class OptunaSweeperConf:
     grace_period: Optional[int] = None
     # Write optimization_history.png and param_importances.png at the end of the sweep.
     plots: bool = False
+
+
+def is_preset_default(key: str, value: Any) -> bool:
+    """Is this a sampler preset's default for that key? (A config that switches a preset's
+    _target_ to another sampler class keeps the preset's other keys.)"""
+    from dataclasses import MISSING as NO_DEFAULT, fields
+
+    for preset in SAMPLERS.values():
+        for item in fields(preset):
+            if item.name == key and item.default is not NO_DEFAULT and item.default == value:
+                return True
+    return False
 
 
 def register_configs() -> None:

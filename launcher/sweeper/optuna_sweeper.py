@@ -431,7 +431,7 @@ class OptunaSweeperImpl:
             if _is_grid(spec):
                 spec.pop("_partial_", None)
                 spec["search_space"] = self._grid(space)
-            made = instantiate(spec, _convert_="all")
+            made = instantiate(_accepted(spec), _convert_="all")
         else:
             made = given
         if isinstance(made, functools.partial):  # _partial_: true, as hydra-optuna-sweeper's docs show
@@ -525,6 +525,32 @@ def _is_grid(spec: Any) -> bool:
         return str(spec.get("_target_", "")).endswith("GridSampler")
     func = getattr(spec, "func", None)
     return getattr(func, "__name__", "") == "GridSampler"
+
+
+def _accepted(spec: dict[str, Any]) -> dict[str, Any]:
+    """The sampler spec without the keys its class does not take that a preset left there
+    (``_target_: optuna.samplers.RandomSampler`` over the tpe preset); a key the user set for
+    a class that does not take it is a ConfigError."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    from launcher.sweeper.config import is_preset_default
+
+    try:
+        accepted = inspect.signature(get_class(spec["_target_"])).parameters
+    except Exception:
+        return spec  # instantiate reports a target it cannot find
+    if any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        return spec
+    out = {}
+    for key, value in spec.items():
+        if key.startswith("_") or key in accepted:
+            out[key] = value
+        elif not is_preset_default(key, value):
+            raise ConfigError(f"hydra.sweeper.sampler: {spec['_target_']} takes no argument "
+                              f"{key} (given {value!r}); its arguments: {', '.join(accepted)}")
+    return out
 
 
 def _check_sampler(spec: Any) -> None:
