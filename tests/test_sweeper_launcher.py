@@ -67,7 +67,9 @@ def test_two_processes_share_a_postgresql_study(tmp_path):
         pytest.skip(reason)
     name = f"pg_{uuid.uuid4().hex[:8]}"
     procs = [
-        subprocess.Popen(app_command(tmp_path / f"sweep{i}", "sleep=0.3", "hydra.sweeper.n_trials=6",
+        # the first trial of each process waits for the other's: both take a share
+        subprocess.Popen(app_command(tmp_path / f"sweep{i}", f"meet={tmp_path / 'meet'}",
+                                     "hydra.sweeper.n_trials=6",
                                      f"hydra.sweeper.study_name={name}",
                                      "hydra.sweeper.storage_env=LAUNCHER_TEST_POSTGRES_URL",
                                      f"hydra.sweeper.sampler.seed={i}"),
