@@ -171,8 +171,6 @@ def compare(directories: Sequence[Path]) -> str:
         if metrics is None:
             raise LauncherError(f"{directory}: no metrics.json; give run or sweep directories of python -m launcher")
         config = _flatten(_yaml(directory / ".hydra" / "config.yaml") or {})
-        config.pop("sweep_trial", None)
-        config = {k: v for k, v in config.items() if not k.startswith("sweep_trial.")}
         runs.append((str(directory), metrics, config))
     rows = [["", *(_short(path) for path, _, _ in runs)]]
     objective = [m.get("objective") or {} for _, m, _ in runs]

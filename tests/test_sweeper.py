@@ -1,6 +1,7 @@
 """The Optuna sweeper, through real Hydra multiruns of a tiny app (tests/sweeper_app)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from launcher.core.errors import ConfigError
-from helpers import app_command, env, results, run, states, study_trials, trials_csv
+from helpers import APP, app_command, env, results, run, states, study_trials, trials_csv
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +26,10 @@ def sqlite(sweep_dir: Path) -> str:
     "line, expected",
     [
         ("a=choice(1,x,[1,2])", ("Categorical", {"choices": (1, "x", "[1,2]")})),
-        ("a=range(1,5)", ("Int", {"low": 1, "high": 4, "step": 1, "log": False})),
-        ("a=range(0.1,0.5,0.1)", ("Float", {"low": 0.1, "high": 0.4, "step": 0.1})),
+        ("a=range(1,5)", ("Int", {"low": 1, "high": 5, "step": 1, "log": False})),  # stop included
+        ("a=range(0.1,0.5,0.1)", ("Float", {"low": 0.1, "high": 0.5, "step": 0.1})),
+        ("a=range(0.5,5.5,step=1)", ("Float", {"low": 0.5, "high": 5.5, "step": 1.0})),
+        ("a=range(0,10,3)", ("Int", {"low": 0, "high": 9, "step": 3})),  # the last whole step
         ("a=interval(1,10)", ("Float", {"low": 1.0, "high": 10.0, "log": False, "step": None})),
         ("a=int(interval(1,10))", ("Int", {"low": 1, "high": 10, "log": False})),
         ("a=tag(log,interval(0.001,1))", ("Float", {"low": 0.001, "high": 1.0, "log": True})),
@@ -45,15 +48,24 @@ def test_grammar_maps_to_optuna_distributions(line, expected):
         assert got == pytest.approx(value) if isinstance(value, float) else got == value
 
 
+def test_grid_ranges_exclude_their_stop_as_the_official_grid_does():
+    from launcher.sweeper.search_space import grid_of, parse_search_space
+
+    space = parse_search_space({"a": "range(1, 3)", "b": "range(-1.0, 1.0, step=1)"}, [], grid=True)
+    assert grid_of(space.distributions) == {"a": [1, 2], "b": [-1.0, 0.0]}
+
+
 def test_fixed_values_and_command_line_win_over_params():
     from launcher.sweeper.search_space import parse_search_space
 
     space = parse_search_space(
-        {"a": "interval(0, 1)", "b": 3, "c": [1, 2], "+d": "choice(x, y)"}, ["a=0.5", "e=choice(1,2)"]
+        {"a": "interval(0, 1)", "b": 3, "c": [1, 2], "+d": "choice(x, y)"},
+        ["a=0.5", "e=choice(1,2)", "~z"],
     )
     assert space.fixed == {"a": "0.5", "b": "3", "c": "[1,2]"}
     assert sorted(space.distributions) == ["+d", "e"]
-    assert sorted(space.overrides({"e": 2, "+d": "x"})) == ["+d=x", "a=0.5", "b=3", "c=[1,2]", "e=2"]
+    assert sorted(space.overrides({"e": 2, "+d": "x"})) == [
+        "+d=x", "a=0.5", "b=3", "c=[1,2]", "e=2", "~z"]
 
 
 def test_reversed_interval_is_refused():
@@ -63,16 +75,58 @@ def test_reversed_interval_is_refused():
         parse_search_space({}, ["a=interval(5, 1)"])
 
 
-def test_reporter_is_none_outside_a_sweep():
+def test_reporter_is_none_outside_a_sweep(monkeypatch):
     from launcher.sweeper.pruning import reporter
 
-    assert reporter(OmegaConf.create({"sweep_trial": None})) is None
+    monkeypatch.delenv("LAUNCHER_OPTUNA_TRIAL", raising=False)
+    assert reporter(OmegaConf.create({"task": {"metric": "accuracy"}})) is None
+    monkeypatch.setenv("LAUNCHER_OPTUNA_TRIAL", "")  # declared by hydra/sweeper/job_env, unset
+    assert reporter(OmegaConf.create({})) is None
+
+
+def test_the_trial_link_survives_hydra_override_quoting():
+    """The per-job override carries any study name or storage path intact, without leaving
+    a trace in the job's config or its override_dirname."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from launcher.sweeper.pruning import trial_override
+
+    link = {"study": "it's a \\ ${oc.env:HOME} study", "trial": 3, "trial_id": 4,
+            "storage": "sqlite:////tmp/a b/optuna.db", "direction": "minimize", "metric": None,
+            "pruner": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1}}
+    with initialize_config_dir(config_dir=str(APP.parent / "conf"), version_base="1.3"):
+        cfg = compose("app", overrides=[trial_override(link), "x=1.5"], return_hydra_config=True)
+    assert json.loads(cfg.hydra.job.env_set.LAUNCHER_OPTUNA_TRIAL) == link
+    assert cfg.hydra.job.override_dirname == "x=1.5"
+    assert list(cfg.hydra.overrides.task) == ["x=1.5"]
+    assert set(cfg) - {"hydra"} == {"x", "y", "mode", "fail_above", "nan_below", "epochs",
+                                     "objectives", "hold", "hold_from", "meet", "meet_count",
+                                     "meet_from"}
 
 
 # -- sweeps ------------------------------------------------------------------------------------
+def wait_for(condition, what: str, proc, limit: float = 120) -> None:
+    """Poll a file or the storage until `condition` holds (the deadline only guards a hang)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert proc.poll() is None, f"the sweep ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {limit}s"
+        time.sleep(0.05)
+
+
+def count_complete(url: str) -> int:
+    try:
+        return states(study_trials(url)).get("COMPLETE", 0)
+    except Exception:  # no database or study yet
+        return 0
+
+
 def test_sweep_writes_results_trials_csv_and_plots(tmp_path):
     sweep = tmp_path / "sweep"
-    run(app_command(sweep, "hydra.sweeper.n_trials=4", "hydra.sweeper.plots=true"), tmp_path)
+    proc = run(app_command(sweep, "hydra.sweeper.n_trials=4", "hydra.sweeper.plots=true",
+                           "hydra.sweeper.sampler.n_startup_trials=2", "epochs=2"), tmp_path)
 
     trials = study_trials(sqlite(sweep))
     assert states(trials) == {"COMPLETE": 4}
@@ -81,13 +135,16 @@ def test_sweep_writes_results_trials_csv_and_plots(tmp_path):
     assert res["best_value"] == pytest.approx(best.value)
     assert res["best_params"] == best.params
     assert res["best_run_dir"] == str(sweep / str(best.number))
-    rows = trials_csv(sweep)
+    rows = trials_csv(sweep)  # Optuna's trials_dataframe()
     assert [r["number"] for r in rows] == ["0", "1", "2", "3"]
-    assert {"params.x", "params.y", "value", "state"} <= set(rows[0])
+    assert {"params_x", "params_y", "value", "state", "user_attrs_run_dir", "note"} <= set(rows[0])
     for name in ("optimization_history.png", "param_importances.png"):
         assert (sweep / name).read_bytes()[:4] == b"\x89PNG"
     # every trial ran in the sweep dir's subdirectory named by its trial number
     assert all((sweep / str(t.number) / "done").exists() for t in trials)
+    # fixed parameters are kept in the trial's user_attrs, as hydra-optuna-sweeper's docs say
+    assert all(t.user_attrs["epochs"] == "2" for t in trials)
+    assert "n_trials=4 counts the whole study (n_trials_scope=study): 4 trial(s) to run" in proc.stdout
 
 
 def test_failed_and_nan_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
@@ -115,6 +172,13 @@ def test_too_many_failures_stop_the_sweep_with_an_error(tmp_path):
     assert results(sweep)["trials"] == {"FAIL": 3}
 
 
+def test_by_default_one_failure_ends_the_sweep_as_in_hydra_optuna_sweeper(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run(app_command(sweep, "mode=fail", "hydra.sweeper.n_trials=5"), tmp_path, check=False)
+    assert proc.returncode != 0 and "max_failure_rate=0 " in proc.stderr
+    assert states(study_trials(sqlite(sweep))) == {"FAIL": 1}
+
+
 def test_pruned_trial_is_recorded_as_pruned(tmp_path):
     sweep = tmp_path / "sweep"
     run(app_command(sweep, "epochs=4", "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=median",
@@ -127,18 +191,15 @@ def test_pruned_trial_is_recorded_as_pruned(tmp_path):
     assert not (sweep / "1" / "done").exists()
 
 
-def test_timeout_stops_starting_new_trials(tmp_path):
+def test_a_spent_time_budget_starts_no_new_trial(tmp_path):
     sweep = tmp_path / "sweep"
-    start = time.monotonic()
-    run(app_command(sweep, "sleep=1.0", "hydra.sweeper.n_trials=50", "hydra.sweeper.timeout=2.5"),
-        tmp_path)
-    elapsed = time.monotonic() - start
-    trials = study_trials(sqlite(sweep))
-    assert 2 <= len(trials) <= 4 and states(trials) == {"COMPLETE": len(trials)}
-    assert elapsed < 20
+    proc = run(app_command(sweep, "hydra.sweeper.n_trials=50", "hydra.sweeper.timeout=1e-9"),
+               tmp_path)
+    assert len(study_trials(sqlite(sweep))) <= 1  # only a trial started before the check
+    assert "Sweep stopped: time budget of 1e-09s spent" in proc.stdout
 
 
-def test_enqueued_points_run_first_and_once(tmp_path):
+def test_enqueued_points_run_first_and_once_and_both_budget_scopes(tmp_path):
     sweep = tmp_path / "sweep"
     command = app_command(sweep, "hydra.sweeper.n_trials=3",
                           "hydra.sweeper.enqueue_trials=[{x:2.0,y:-1},{x:1.0}]")
@@ -152,44 +213,108 @@ def test_enqueued_points_run_first_and_once(tmp_path):
     trials = study_trials(sqlite(sweep))
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     assert sum(1 for t in trials if t.params.get("x") == 2.0 and t.params.get("y") == -1) == 1
+    # hydra-optuna-sweeper's count: n_trials more per run
+    proc = run(command[:-2] + ["hydra.sweeper.n_trials=2", "hydra.sweeper.n_trials_scope=invocation",
+                               command[-1]], tmp_path)
+    assert len(study_trials(sqlite(sweep))) == 7
+    assert "n_trials=2 more (n_trials_scope=invocation): 2 trial(s) to run" in proc.stdout
 
 
-def test_killed_sweep_resumes_the_same_study(tmp_path):
-    sweep = tmp_path / "sweep"
-    command = app_command(sweep, "sleep=0.6", "hydra.sweeper.n_trials=6",
-                          "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2")
+@pytest.mark.parametrize("moment", ["between trials", "inside a trial"])
+def test_a_sweep_killed_with_sigkill_resumes_exactly(tmp_path, moment):
+    """n_trials=10 on SQLite, the whole process group killed with SIGKILL around trial 3, then
+    the same command at once: exactly 10 finished trials, none RUNNING, no parameters twice."""
+    from launcher.sweeper import resume
+
+    sweep, hold = tmp_path / "sweep", tmp_path / "hold"
+    hold.write_text("jobs from number 3 on wait while this file exists")
+    # A heartbeat could not reveal the orphan within the test: the owner check must.
+    command = app_command(sweep, "hydra.sweeper.n_trials=10", f"hold={hold}", "hold_from=3",
+                          "hydra.sweeper.heartbeat_interval=600")
     proc = subprocess.Popen(command, cwd=tmp_path, env=env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while not (sweep / "2" / "pid").exists():  # trials 0 and 1 done, trial 2 running
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        if moment == "between trials":  # trial 2 just told
+            wait_for(lambda: count_complete(sqlite(sweep)) >= 3, "3 complete trials", proc)
+        else:  # trial 3's job is running
+            wait_for(lambda: (sweep / "3" / "pid").exists(), "trial 3's job", proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    hold.unlink()
     before = study_trials(sqlite(sweep))
-    assert states(before) == {"COMPLETE": 2, "RUNNING": 1}
+    running = [t.number for t in before if t.state.name == "RUNNING"]
+    assert states(before)["COMPLETE"] == 3 and running in ([], [3])
+    if moment == "inside a trial":
+        assert running == [3]
 
-    time.sleep(2)  # the killed trial's heartbeat goes stale
-    proc = run(command, tmp_path)
+    out = run(command, tmp_path).stdout
     after = study_trials(sqlite(sweep))
-    assert states(after) == {"COMPLETE": 6, "FAIL": 1}
-    assert after[2].state.name == "FAIL"  # the interrupted trial ...
-    retry = [t for t in after if t.user_attrs.get("retry_of") == 2]
-    assert len(retry) == 1 and retry[0].params == after[2].params  # ... ran again, once
-    for old in before[:2]:  # finished trials are kept, not repeated
+    complete = [t for t in after if t.state.name == "COMPLETE"]
+    assert len(complete) == 10 and "RUNNING" not in states(after)
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 10  # nothing replayed
+    for old in before[:3]:  # finished trials are kept, not repeated
         assert after[old.number].value == old.value
-    assert [t.number for t in after] == list(range(7))
-    assert "2 trial(s) already counted" in proc.stdout + proc.stderr
+    # Killed between asking for trial 3 and claiming it, the rerun counts trial 3 until it is
+    # UNCLAIMED_AFTER old, then fails and re-queues it: 6 to run at the start, 10 in the end.
+    unclaimed = running and resume.OWNER_ATTR not in before[3].system_attrs
+    assert f"{6 if unclaimed else 7} trial(s) to run" in out
+    if running:  # the interrupted trial was failed at once and ran again, once
+        assert after[3].state.name == "FAIL" and "failure" not in after[3].user_attrs
+        assert "Trial 3 was left RUNNING " in out
+        if moment == "inside a trial":
+            assert f"Trial 3 was left RUNNING by process {proc.pid}, which is gone" in out
+        retry = [t for t in after if t.system_attrs.get("failed_trial") == 3]
+        # (the original's parameters; killed while its parameters were being sampled, the
+        # ones it had, the rest sampled afresh)
+        assert len(retry) == 1 and after[3].params.items() <= retry[0].params.items()
+        assert retry[0].state.name == "COMPLETE"
+        assert "interrupted; re-run as trial" in trials_csv(sweep)[3]["note"]
+    assert states(after) == {"COMPLETE": 10, **({"FAIL": 1} if running else {})}
+
+
+def test_orphans_are_told_from_live_trials_without_waiting_for_heartbeats(tmp_path):
+    """A RUNNING trial whose owner process on this machine is gone fails at once and is queued
+    again; one a live process owns stays; one nobody claimed fails once UNCLAIMED_AFTER old."""
+    import datetime
+    import sys
+
+    import optuna
+
+    from launcher.sweeper import resume
+    from launcher.sweeper.storage import open_storage
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    study = optuna.create_study(storage=open_storage(sqlite(tmp_path), 600, None,
+                                                     resume.retry_callback()))
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    now = datetime.datetime.now()
+    for number, (pid, age) in enumerate([(dead.pid, 1), (os.getpid(), 1), (None, 1), (None, 60)]):
+        system_attrs = {}
+        if pid:
+            system_attrs[resume.OWNER_ATTR] = {**resume.owner(number), "pid": pid}
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=number, state=optuna.trial.TrialState.RUNNING, value=None,
+            datetime_start=now - datetime.timedelta(seconds=age), datetime_complete=None,
+            params={"x": number / 10}, distributions=dist, user_attrs={},
+            system_attrs=system_attrs, intermediate_values={}, trial_id=number))
+    failed = resume.fail_orphans(study)
+    assert [number for number, _ in failed] == [0, 3]
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["FAIL", "RUNNING", "RUNNING", "FAIL",
+                                              "WAITING", "WAITING"]
+    assert [t.params for t in trials[4:]] == [{"x": 0.0}, {"x": 0.3}]  # queued again
+    assert resume.interrupted_numbers(trials) == {0: 4, 3: 5}
 
 
 def test_two_processes_share_one_sqlite_study(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
+    meet = tmp_path / "meet"  # the first trial of each process waits for the other's
     # the storage comes from the environment, the way a shared study is configured
     procs = [
-        subprocess.Popen(app_command(tmp_path / f"sweep{i}", "sleep=0.3", "hydra.sweeper.n_trials=8",
-                                     "hydra.sweeper.study_name=shared",
+        subprocess.Popen(app_command(tmp_path / f"sweep{i}", "hydra.sweeper.n_trials=8",
+                                     "hydra.sweeper.study_name=shared", f"meet={meet}",
                                      "hydra.sweeper.storage_env=LAUNCHER_OPTUNA_STORAGE",
                                      f"hydra.sweeper.sampler.seed={i}"),
                          cwd=tmp_path, env=env(LAUNCHER_OPTUNA_STORAGE=url),
@@ -209,16 +334,15 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
 
 
 def test_joblib_launcher_keeps_trials_in_flight(tmp_path):
-    sweep = tmp_path / "sweep"
-    run(app_command(sweep, "sleep=1.5", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                           "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4"), tmp_path)
+    sweep, meet = tmp_path / "sweep", tmp_path / "meet"
+    # the first trial runs alone (the launcher starts its workers), then two at a time
+    run(app_command(sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"meet={meet}",
+                    "meet_from=1", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4"), tmp_path)
     trials = study_trials(sqlite(sweep))
     assert states(trials) == {"COMPLETE": 4}
-    pids = {(sweep / str(t.number) / "pid").read_text() for t in trials}
-    assert len(pids) >= 2  # ran in joblib's worker processes, not in the sweep process
-    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
-    overlaps = sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
-    assert overlaps >= 2, spans
+    assert len(list(meet.iterdir())) >= 2  # two jobs waited for each other: in flight at once
+    # each job, in a joblib worker, reached its own trial through its environment
+    assert all(len(t.intermediate_values) == 3 for t in trials)
 
 
 def test_multi_objective_study_writes_the_pareto_front(tmp_path):
@@ -228,7 +352,7 @@ def test_multi_objective_study_writes_the_pareto_front(tmp_path):
     res = results(sweep)
     assert res["directions"] == ["minimize", "minimize"] and res["solutions"]
     assert all(len(s["values"]) == 2 for s in res["solutions"])
-    assert {"value_0", "value_1"} <= set(trials_csv(sweep)[0])
+    assert {"values_0", "values_1"} <= set(trials_csv(sweep)[0])
     assert (sweep / "optimization_history_0.png").exists()
 
 
@@ -247,3 +371,156 @@ def test_storage_env_that_is_unset_is_named_in_the_error(tmp_path):
     proc = run(app_command(tmp_path / "sweep", "hydra.sweeper.storage_env=NO_SUCH_STORAGE_VAR"),
                tmp_path, check=False)
     assert proc.returncode != 0 and "NO_SUCH_STORAGE_VAR" in proc.stderr
+
+
+# -- a drop-in for hydra-optuna-sweeper -----------------------------------------------------------
+def test_defaults_are_hydra_optuna_sweepers():
+    """hydra-optuna-sweeper 1.3.0's OptunaSweeperConf and TPE preset, key by key."""
+    from hydra import compose, initialize_config_dir
+
+    from launcher.sweeper.config import OptunaSweeperConf
+
+    with initialize_config_dir(config_dir=str(APP.parent / "conf"), version_base="1.3"):
+        cfg = compose("kwargs", return_hydra_config=True)  # sets n_trials, n_jobs, params, seed
+    sweeper = cfg.hydra.sweeper
+    official = {"storage": None, "study_name": None, "max_failure_rate": 0.0,
+                "search_space": None, "custom_search_space": None}
+    assert {key: sweeper[key] for key in official} == official
+    assert getattr(sweeper.direction, "name", sweeper.direction) == "minimize"
+    assert (OptunaSweeperConf.n_trials, OptunaSweeperConf.n_jobs) == (20, 2)
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert (sweeper.sampler.n_startup_trials, sweeper.sampler.n_ei_candidates) == (10, 24)
+    assert sweeper.sampler.multivariate in (None, False)
+
+
+def test_sampler_configs_are_typed_partial_and_refuse_motpe():
+    from optuna.samplers import CmaEsSampler, GridSampler, RandomSampler
+
+    from launcher.sweeper.optuna_sweeper import OptunaSweeperImpl
+    from launcher.sweeper.search_space import parse_search_space
+
+    space = parse_search_space({"a": "choice(1, 2)", "b": "range(0, 4, 2)"}, [])
+    partial = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler",
+                                         "_partial_": True, "seed": 3})
+    assert isinstance(partial._sampler(space, 0)[0], RandomSampler)
+    grid = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.GridSampler", "_partial_": True})
+    grid_space = parse_search_space({"a": "choice(1, 2)", "b": "range(0, 4, 2)"}, [], grid=True)
+    made, _ = grid._sampler(grid_space, 0)
+    assert isinstance(made, GridSampler) and grid.n_trials == 4  # 2 x 2 points
+    cmaes = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.CmaEsSampler", "seed": 1,
+                                       "n_startup_trials": 1, "use_separable_cma": False})
+    assert isinstance(cmaes._sampler(space, 0)[0], CmaEsSampler)
+    resumed, reseeded = partial._sampler(space, 5)
+    assert reseeded[0] == 3 and reseeded[1] != 3  # a resumed study does not replay seed 3
+    # _target_ switched to another class over the tpe preset: the preset's keys are dropped
+    tpe_keys = {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": None, "seed": 1}
+    switched = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler", **tpe_keys})
+    assert isinstance(switched._sampler(space, 0)[0], RandomSampler)
+    wrong = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler",
+                                       "n_startup_trials": 5})
+    with pytest.raises(ConfigError, match="RandomSampler takes no argument n_startup_trials"):
+        wrong._sampler(space, 0)
+    with pytest.raises(ConfigError, match="MOTPESampler.*hydra/sweeper/sampler=tpe"):
+        OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.MOTPESampler"})
+
+
+def test_cmaes_preset_runs_out_of_the_box(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run(app_command(sweep, "hydra/sweeper/sampler=cmaes", "hydra.sweeper.sampler.seed=1",
+                           "hydra.sweeper.sampler.n_startup_trials=1", "hydra.sweeper.params.y=-1",
+                           "hydra.sweeper.n_trials=3"), tmp_path)
+    assert "Sampler: CmaEsSampler" in proc.stdout
+    assert states(study_trials(sqlite(sweep))) == {"COMPLETE": 3}
+
+
+def test_custom_search_space_may_not_suggest_a_fixed_parameter(tmp_path):
+    proc = run(app_command(tmp_path / "sweep", "hydra.sweeper.custom_search_space=app.suggest_y",
+                           "y=1"), tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "custom_search_space suggested ['y'], which params or the command line fix (y=1)" \
+        in proc.stderr
+
+
+def test_a_kwargs_app_gets_exactly_the_users_config(tmp_path):
+    """No bookkeeping key: `objective(**cfg)` works, override_dirname run directories read as
+    the trial's own overrides, and no "Launching" line shows the storage."""
+    sweep = tmp_path / "sweep"
+    app = APP.parent / "kwargs_app.py"
+    proc = run([app_command(sweep)[0], str(app), "-m", f"hydra.sweep.dir={sweep}"], tmp_path)
+    trials = study_trials(sqlite(sweep))
+    assert states(trials) == {"COMPLETE": 3}
+    for t in trials:
+        overrides = [f"x={t.params['x']!r}", f"y={t.params['y']}"]
+        run_dir = sweep / ",".join(overrides)
+        assert t.user_attrs["run_dir"] == str(run_dir)
+        assert OmegaConf.load(run_dir / ".hydra" / "config.yaml") == {"x": t.params["x"],
+                                                                      "y": t.params["y"]}
+        assert list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")) == overrides
+    launching = [line for line in proc.stdout.splitlines() if " : x=" in line]
+    assert len(launching) == 3
+    assert not any("sqlite" in line or "LAUNCHER_OPTUNA" in line for line in launching)
+
+
+def test_lightning_hydra_template_search_config_runs_unchanged(tmp_path):
+    """lightning-hydra-template's hparams_search/mnist_optuna.yaml, as shipped: it names
+    hydra-optuna-sweeper's class and sets hydra.mode=MULTIRUN (no -m)."""
+    sweep = tmp_path / "sweep"
+    app = APP.parent / "lht" / "train.py"
+    proc = run([app_command(sweep)[0], str(app), "hparams_search=mnist_optuna",
+                f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=4"], tmp_path)
+    assert "Sampler: TPESampler" in proc.stdout
+    trials = study_trials(sqlite(sweep))
+    assert states(trials) == {"COMPLETE": 4}
+    res = results(sweep)
+    assert res["directions"] == ["maximize"]
+    assert res["best_value"] == pytest.approx(max(t.value for t in trials))
+    assert set(res["best_params"]) == {"model.optimizer.lr", "datamodule.batch_size",
+                                       "model.net.lin1_size", "model.net.lin2_size",
+                                       "model.net.lin3_size"}
+    for t in trials:  # each job saw its trial's values
+        seen = json.loads((sweep / str(t.number) / "seen.json").read_text())
+        assert seen == {"lr": t.params["model.optimizer.lr"],
+                        "batch_size": t.params["datamodule.batch_size"]}
+        assert 0.0001 <= seen["lr"] <= 0.1
+
+
+STAND_IN = '''
+from hydra.core.config_store import ConfigStore
+from hydra.plugins.sweeper import Sweeper
+from pathlib import Path
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, **kwargs):
+        pass
+    def setup(self, *, hydra_context, task_function, config):
+        self.config = config
+    def sweep(self, arguments):
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        (Path(str(self.config.hydra.sweep.dir)) / "official_ran").write_text("yes")
+
+ConfigStore.instance().store(group="hydra/sweeper", name="optuna", provider="optuna_sweeper",
+    node={"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"})
+'''
+
+
+@pytest.mark.parametrize("scanned_last", ["launcher", "hydra-optuna-sweeper"])
+def test_hydra_optuna_sweeper_installed_beside_is_named_not_silently_shadowed(tmp_path, scanned_last):
+    """The official plugin's package on the path (a stand-in with its module names): every
+    start says so, and which plugin Hydra runs follows its scan order; launcher's refuses."""
+    from helpers import ROOT
+
+    package = tmp_path / "site" / "hydra_plugins" / "hydra_optuna_sweeper"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "optuna_sweeper.py").write_text(STAND_IN)
+    site = str(tmp_path / "site")
+    path = [site, str(ROOT)] if scanned_last == "launcher" else [str(ROOT), site]
+    sweep = tmp_path / "sweep"
+    proc = run(app_command(sweep, "hydra.sweeper.n_trials=1"), tmp_path, check=False,
+               PYTHONPATH=os.pathsep.join(path))
+    assert "hydra-optuna-sweeper (unknown version, " in proc.stderr
+    assert "pip uninstall hydra-optuna-sweeper" in proc.stderr
+    if scanned_last == "launcher":
+        assert proc.returncode != 0 and not (sweep / "official_ran").exists()
+    else:
+        assert (sweep / "official_ran").exists()

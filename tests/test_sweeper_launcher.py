@@ -28,6 +28,8 @@ def test_shipped_search_configs_compose_and_name_real_keys(search):
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.startswith("hydra_plugins.launcher_sweeper.")
     assert sweeper.direction in ("maximize", "minimize") and 0 < sweeper.n_trials <= 100
+    # hydra-optuna-sweeper's default stops at the first failure; a shipped search says its own
+    assert 0 < sweeper.max_failure_rate < 1 and sweeper.plots is True
     space = parse_search_space(OmegaConf.to_container(sweeper.params), [])
     assert space.distributions, "a search needs a search space"
     for key in [*space.distributions, *space.fixed]:
@@ -65,7 +67,9 @@ def test_two_processes_share_a_postgresql_study(tmp_path):
         pytest.skip(reason)
     name = f"pg_{uuid.uuid4().hex[:8]}"
     procs = [
-        subprocess.Popen(app_command(tmp_path / f"sweep{i}", "sleep=0.3", "hydra.sweeper.n_trials=6",
+        # the first trial of each process waits for the other's: both take a share
+        subprocess.Popen(app_command(tmp_path / f"sweep{i}", f"meet={tmp_path / 'meet'}",
+                                     "hydra.sweeper.n_trials=6",
                                      f"hydra.sweeper.study_name={name}",
                                      "hydra.sweeper.storage_env=LAUNCHER_TEST_POSTGRES_URL",
                                      f"hydra.sweeper.sampler.seed={i}"),
@@ -134,3 +138,19 @@ def test_a_poor_pytorch_trial_is_pruned_through_the_launcher(tmp_path):
     assert poor.state.name == "PRUNED" and len(poor.intermediate_values) < 4
     assert results(sweep)["trials"] == {"COMPLETE": 1, "PRUNED": 1}
     assert not (sweep / "1" / "metrics.json").exists()  # a pruned run does not pose as finished
+
+
+@pytest.mark.slow
+def test_sweep_through_submitit_local_processes_sharing_one_sqlite_study(tmp_path):
+    """The local_submitit preset: each trial in its own process (submitit's local executor),
+    two at a time, all reporting to the one SQLite study through their environment."""
+    sweep, meet = tmp_path / "sweep", tmp_path / "meet"
+    run(app_command(sweep, "hydra.searchpath=[pkg://launcher.conf]", "hydra/launcher=local_submitit",
+                    "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=3", f"meet={meet}",
+                    "meet_from=1"), tmp_path, timeout=240)
+    trials = study_trials(f"sqlite:///{sweep / 'optuna.db'}")
+    assert states(trials) == {"COMPLETE": 3}
+    pids = {(sweep / str(t.number) / "pid").read_text() for t in trials}
+    assert len(pids) == 3  # one process per trial
+    assert len(list(meet.iterdir())) == 2  # trials 1 and 2 ran at once
+    assert all(len(t.intermediate_values) == 3 for t in trials)  # each reached its trial

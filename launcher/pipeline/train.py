@@ -242,10 +242,9 @@ def resume_command(out: Path) -> str:
 
 
 def _sweep_reporter(cfg: DictConfig, metric: str):
-    """Per-epoch reporting to the Optuna trial that runs this job (None outside a sweep).
+    """Per-epoch reporting to the Optuna trial that runs this job (None outside a sweep: the
+    sweeper hands a job its trial through the job's environment, see launcher.sweeper.pruning).
     It raises optuna.TrialPruned, which leaves train() so the sweeper records the prune."""
-    if cfg.get("sweep_trial") is None:
-        return None
     from launcher.sweeper.pruning import reporter
 
     return reporter(cfg, metric=metric)

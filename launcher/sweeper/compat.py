@@ -43,3 +43,20 @@ def trial_from_id(study: Any, trial_id: int) -> Any:
     import optuna
 
     return optuna.trial.Trial(study, trial_id)
+
+
+def study_storage(study: Any) -> Any:
+    """The storage object of an Optuna Study (no public accessor)."""
+    return study._storage  # private attribute of optuna.study.Study
+
+
+def has_heartbeat(storage: Any, trial_id: int) -> bool:
+    """Whether an RDBStorage holds a heartbeat for the trial (Optuna has no public accessor;
+    its own stale check skips trials without one)."""
+    from optuna.storages._rdb import models  # private module
+    from optuna.storages._rdb.storage import _create_scoped_session  # private helper
+
+    storage = getattr(storage, "_backend", storage)  # a Study wraps RDBStorage in a cache
+    with _create_scoped_session(storage.scoped_session) as session:
+        query = session.query(models.TrialHeartbeatModel)
+        return query.filter(models.TrialHeartbeatModel.trial_id == trial_id).count() > 0

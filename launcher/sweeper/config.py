@@ -1,98 +1,276 @@
 """The sweeper's settings (``hydra.sweeper.*``) and the sampler/pruner presets, as Hydra configs.
 
-The grammar is hydra-optuna-sweeper's, so a search config written for it works after
-``override /hydra/sweeper: optuna``; the keys after ``params`` are this project's additions.
-Importing this module never imports Optuna.
+The grammar and the defaults are hydra-optuna-sweeper's, so a search config written for it runs
+unchanged; the keys after ``custom_search_space`` are this project's additions, all off or
+neutral by default. Sampler and pruner presets are typed with the real keyword arguments of the
+Optuna class (``hydra.sweeper.sampler.n_startup_trials=5`` needs no ``+``); ``null`` means
+Optuna's own default. Importing this module never imports Optuna.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
 SWEEPER_TARGET = "hydra_plugins.launcher_sweeper.optuna_sweeper.OptunaSweeper"
+# The class name configs written for hydra-optuna-sweeper give (lightning-hydra-template's
+# hparams_search/*.yaml among them); hydra_plugins/launcher_sweeper registers it for this sweeper.
+OFFICIAL_MODULE = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper"
+OFFICIAL_TARGET = f"{OFFICIAL_MODULE}.OptunaSweeper"
+# The environment variable that carries a job's trial (see pruning.py).
+TRIAL_ENV = "LAUNCHER_OPTUNA_TRIAL"
 
-# Sampler presets: hydra/sweeper/sampler=<name>. Plain dicts, so a search config may add any
-# keyword argument of the Optuna class (e.g. n_startup_trials: 5).
-SAMPLERS: Dict[str, Dict[str, Any]] = {
-    "tpe": {"_target_": "optuna.samplers.TPESampler", "seed": None},
-    "random": {"_target_": "optuna.samplers.RandomSampler", "seed": None},
-    "cmaes": {"_target_": "optuna.samplers.CmaEsSampler", "seed": None},
-    "nsgaii": {"_target_": "optuna.samplers.NSGAIISampler", "seed": None},
-    "qmc": {"_target_": "optuna.samplers.QMCSampler", "seed": None},
-    "grid": {"_target_": "optuna.samplers.GridSampler", "seed": None},
+
+class Direction(Enum):
+    """hydra-optuna-sweeper's enum; ``direction`` also takes the plain strings."""
+
+    minimize = 1
+    maximize = 2
+
+
+# -- samplers -----------------------------------------------------------------------------------
+@dataclass
+class SamplerConfig:
+    _target_: str = MISSING
+    # true: the sweeper completes the call (the grid sampler gets its grid from params).
+    _partial_: bool = False
+
+
+@dataclass
+class TPESamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.TPESampler"
+    seed: Optional[int] = None
+    n_startup_trials: int = 10
+    n_ei_candidates: int = 24
+    multivariate: Optional[bool] = None
+    group: bool = False
+    constant_liar: bool = True
+    # Deprecated by Optuna 4.3-4.9 (setting one logs Optuna's FutureWarning); null: Optuna's value.
+    consider_prior: Optional[bool] = None
+    prior_weight: Optional[float] = None
+    consider_magic_clip: Optional[bool] = None
+    consider_endpoints: Optional[bool] = None
+    warn_independent_sampling: Optional[bool] = None
+
+
+@dataclass
+class RandomSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.RandomSampler"
+    seed: Optional[int] = None
+
+
+@dataclass
+class CmaEsSamplerConfig(SamplerConfig):
+    """Needs the ``cmaes`` package (a dependency of this project)."""
+
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    seed: Optional[int] = None
+    x0: Optional[Dict[str, Any]] = None
+    sigma0: Optional[float] = None
+    n_startup_trials: int = 1
+    warn_independent_sampling: bool = True
+    consider_pruned_trials: bool = False
+    # "ipop" | "bipop" | null; Optuna 4.4+ ignores it (with a FutureWarning): CMA-ES restarts
+    # moved to OptunaHub.
+    restart_strategy: Optional[str] = None
+    popsize: Optional[int] = None
+    inc_popsize: int = -1
+    use_separable_cma: bool = False
+    with_margin: bool = False
+    lr_adapt: bool = False
+
+
+@dataclass
+class NSGAIISamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    seed: Optional[int] = None
+    population_size: int = 50
+    mutation_prob: Optional[float] = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+
+
+@dataclass
+class NSGAIIISamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.NSGAIIISampler"
+    seed: Optional[int] = None
+    population_size: int = 50
+    mutation_prob: Optional[float] = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+    dividing_parameter: int = 3
+
+
+@dataclass
+class QMCSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.QMCSampler"
+    seed: Optional[int] = None
+    qmc_type: str = "sobol"
+    scramble: bool = False
+    warn_asynchronous_seeding: bool = True
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class GPSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.GPSampler"
+    seed: Optional[int] = None
+    n_startup_trials: int = 10
+    deterministic_objective: bool = False
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class GridSamplerConfig(SamplerConfig):
+    """The grid comes from ``params`` at run time, hence the partial (as hydra-optuna-sweeper)."""
+
+    _target_: str = "optuna.samplers.GridSampler"
+    _partial_: bool = True
+    seed: Optional[int] = None
+
+
+@dataclass
+class MOTPESamplerConfig(SamplerConfig):
+    """Optuna 4 removed MOTPESampler; the sweeper refuses it with the replacement (tpe)."""
+
+    _target_: str = "optuna.samplers.MOTPESampler"
+    seed: Optional[int] = None
+
+
+SAMPLERS: Dict[str, Any] = {
+    "tpe": TPESamplerConfig,
+    "random": RandomSamplerConfig,
+    "cmaes": CmaEsSamplerConfig,
+    "nsgaii": NSGAIISamplerConfig,
+    "nsgaiii": NSGAIIISamplerConfig,
+    "qmc": QMCSamplerConfig,
+    "gp": GPSamplerConfig,
+    "grid": GridSamplerConfig,
+    "motpe": MOTPESamplerConfig,
 }
 
-# Pruner presets: hydra/sweeper/pruner=<name>. "nop" (the default) never prunes.
-PRUNERS: Dict[str, Dict[str, Any]] = {
-    "nop": {"_target_": "optuna.pruners.NopPruner"},
-    "median": {
-        "_target_": "optuna.pruners.MedianPruner",
-        "n_startup_trials": 5,
-        "n_warmup_steps": 2,
-        "interval_steps": 1,
-    },
-    "successive_halving": {
-        "_target_": "optuna.pruners.SuccessiveHalvingPruner",
-        "min_resource": "auto",
-        "reduction_factor": 3,
-        "min_early_stopping_rate": 0,
-    },
-    "hyperband": {
-        "_target_": "optuna.pruners.HyperbandPruner",
-        "min_resource": 1,
-        "max_resource": "auto",
-        "reduction_factor": 3,
-    },
+
+# -- pruners ------------------------------------------------------------------------------------
+@dataclass
+class NopPrunerConfig:
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class MedianPrunerConfig:
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class PercentilePrunerConfig:
+    _target_: str = "optuna.pruners.PercentilePruner"
+    percentile: float = 25.0
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class SuccessiveHalvingPrunerConfig:
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    min_resource: Any = "auto"
+    reduction_factor: int = 4
+    min_early_stopping_rate: int = 0
+    bootstrap_count: int = 0
+
+
+@dataclass
+class HyperbandPrunerConfig:
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int = 1
+    max_resource: Any = "auto"
+    reduction_factor: int = 3
+    bootstrap_count: int = 0
+
+
+PRUNERS: Dict[str, Any] = {
+    "nop": NopPrunerConfig,
+    "median": MedianPrunerConfig,
+    "percentile": PercentilePrunerConfig,
+    "successive_halving": SuccessiveHalvingPrunerConfig,
+    "hyperband": HyperbandPrunerConfig,
 }
 
 
 @dataclass
 class OptunaSweeperConf:
     _target_: str = SWEEPER_TARGET
-    # The sweeper instantiates sampler and pruner itself (the pruner's config also travels
-    # to each job, which reopens the trial to report intermediate scores).
+    # The sweeper instantiates sampler and pruner itself (it derives the grid and the resume
+    # seed first; the pruner's config also travels to each job).
     _recursive_: bool = False
-    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "nop"}])
+    defaults: List[Any] = field(
+        default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "nop"}, {"job_env": "trial"}]
+    )
 
+    # -- hydra-optuna-sweeper's keys, with its defaults --
     # {_target_: optuna.samplers.<Sampler>, seed: ..., <its keyword arguments>}
     sampler: Any = MISSING
-    # "minimize" | "maximize", or a list of them for a multi-objective study.
-    direction: Any = "minimize"
-    # Any SQLAlchemy URL. null: SQLite file optuna.db in the sweep directory.
-    # A URL with a password belongs in the environment: use storage_env.
-    storage: Optional[str] = None
-    # Name of an environment variable holding the storage URL; wins over storage.
-    storage_env: Optional[str] = None
-    # null: "<job name>_<hash of the command's overrides and the search space>", so running
-    # the same command against the same storage continues the same study.
+    # minimize | maximize, or a list of them for a multi-objective study.
+    direction: Any = Direction.minimize
+    # A SQLAlchemy URL. null: SQLite file optuna.db in the sweep directory (hydra-optuna-sweeper:
+    # in memory). A URL with a password belongs in the environment: use storage_env.
+    storage: Optional[Any] = None
+    # null: "<job name>_<hash of the command's overrides and the search space>", so the same
+    # command against the same storage continues the same study.
     study_name: Optional[str] = None
-    # Trials in the study in total (finished ones from earlier or concurrent sweeps count).
     n_trials: int = 20
-    # Trials running at once. The basic (in-process) launcher runs one at a time.
+    # Trials in flight at once (the basic launcher runs one at a time, in this process).
     n_jobs: int = 2
-    # Stop (non-zero exit) once more than this fraction of n_trials has failed.
-    max_failure_rate: float = 0.5
-    # Seconds; no new trial starts once spent (running ones finish). null: no limit.
-    timeout: Optional[float] = None
-    # {_target_: optuna.pruners.<Pruner>, ...}; null or NopPruner: no pruning.
-    pruner: Any = MISSING
-    # Warm-start points evaluated first: a list of {param: value} (a subset of params).
-    enqueue_trials: List[Any] = field(default_factory=list)
+    # The sweep stops (non-zero exit) once failed trials exceed this fraction of n_trials.
+    max_failure_rate: float = 0.0
+    # hydra-optuna-sweeper's deprecated {name: {type, low, high, step, log, choices}} form.
+    search_space: Optional[Dict[str, Any]] = None
     # The search space: {override key: grammar expression or fixed value}.
     params: Optional[Dict[str, Any]] = None
     # Dotted path of a function (cfg, trial) -> None that suggests further (conditional) params.
     custom_search_space: Optional[str] = None
+
+    # -- this project's additions --
+    # study: n_trials is the study's size, trials from earlier runs count (a rerun resumes);
+    # invocation: each run adds n_trials (hydra-optuna-sweeper's behaviour).
+    n_trials_scope: str = "study"
+    # Name of an environment variable holding the storage URL; wins over storage.
+    storage_env: Optional[str] = None
+    # Seconds; no new trial starts once spent (running ones finish). null: no limit.
+    timeout: Optional[float] = None
+    # {_target_: optuna.pruners.<Pruner>, ...}; nop: no pruning.
+    pruner: Any = MISSING
+    # Warm-start points evaluated first: a list of {param: value} (a subset of params).
+    enqueue_trials: List[Any] = field(default_factory=list)
     # Intermediate values are read from metrics["val_<metric>"] by launcher.sweeper.pruning;
     # null: the job's task.metric.
     metric: Optional[str] = None
-    # Seconds between liveness records of running trials; a trial whose sweep process died is
-    # marked FAIL (and its parameters queued again) after grace_period (null: 2 x interval).
+    # Seconds between liveness records of running trials. A trial whose sweep process is gone
+    # is failed and queued again: at once when that process ran on this machine, otherwise
+    # after grace_period without a heartbeat (null: 2 x heartbeat_interval).
     heartbeat_interval: int = 10
     grace_period: Optional[int] = None
     # Write optimization_history.png and param_importances.png at the end of the sweep.
-    plots: bool = True
+    plots: bool = False
+
+
+def is_preset_default(key: str, value: Any) -> bool:
+    """Is this a sampler preset's default for that key? (A config that switches a preset's
+    _target_ to another sampler class keeps the preset's other keys.)"""
+    from dataclasses import MISSING as NO_DEFAULT, fields
+
+    for preset in SAMPLERS.values():
+        for item in fields(preset):
+            if item.name == key and item.default is not NO_DEFAULT and item.default == value:
+                return True
+    return False
 
 
 def register_configs() -> None:
@@ -105,3 +283,8 @@ def register_configs() -> None:
         store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="launcher")
     for name, node in PRUNERS.items():
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="launcher")
+    # Declares the job environment variable that carries each job's trial, empty outside a
+    # trial: the sweeper then sets it per job with a plain hydra.job.env_set.<VAR>=... override,
+    # which Hydra keeps out of the job's config, its override_dirname and its "Launching" line.
+    store.store(group="hydra/sweeper/job_env", name="trial", node={TRIAL_ENV: ""},
+                package="_global_.hydra.job.env_set", provider="launcher")

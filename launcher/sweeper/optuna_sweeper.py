@@ -6,13 +6,15 @@ finishes the next is asked at once, so no core waits for the slowest trial of a 
 trial is sampled knowing every finished one. Hydra's basic launcher runs jobs inside this process,
 so with it trials run one after another.
 
-Budget: ``n_trials`` counts the study's trials in its storage (earlier sweeps and concurrent sweep
-processes included): complete, pruned, running, and failed ones that ran and failed. A trial left
-running by a sweep process that died (no heartbeat for ``grace_period``) is marked FAIL, does not
-count, and its parameters are queued to run again.
+Budget (``n_trials_scope``): ``study`` (the default) counts the study's trials in its storage,
+earlier runs and concurrent sweep processes included: complete, pruned, running, and failed
+ones that ran and failed; a rerun of the same command finishes the budget. ``invocation`` runs
+``n_trials`` more each time, as hydra-optuna-sweeper does. A trial left running by a sweep
+process that is gone is failed and re-run (resume.py); it does not count.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -25,35 +27,41 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from launcher.core.errors import ConfigError
-from launcher.sweeper import compat
+from launcher.sweeper import compat, resume
+from launcher.sweeper.config import TRIAL_ENV, Direction
+from launcher.sweeper.official import SweepStart, log_differences, search_space_distributions
 from launcher.sweeper.search_space import SearchSpace, encode_choice, grid_of, parse_search_space
 from launcher.sweeper.storage import locate, open_storage
 
 log = logging.getLogger(__name__)
 
 VALID_DIRECTIONS = ("minimize", "maximize")
+SCOPES = ("study", "invocation")
 
 
 class OptunaSweeperImpl:
+    # The first ten parameters in hydra-optuna-sweeper's order; then this project's.
     def __init__(
         self,
-        sampler: Any,
-        direction: Any = "minimize",
-        storage: str | None = None,
-        storage_env: str | None = None,
+        sampler: Any = None,
+        direction: Any = Direction.minimize,
+        storage: Any = None,
         study_name: str | None = None,
         n_trials: int = 20,
         n_jobs: int = 2,
-        max_failure_rate: float = 0.5,
+        max_failure_rate: float = 0.0,
+        search_space: Any = None,
+        custom_search_space: str | None = None,
+        params: Any = None,
+        n_trials_scope: str = "study",
+        storage_env: str | None = None,
         timeout: float | None = None,
         pruner: Any = None,
         enqueue_trials: Any = None,
-        params: Any = None,
-        custom_search_space: str | None = None,
         metric: str | None = None,
         heartbeat_interval: int | None = 10,
         grace_period: int | None = None,
-        plots: bool = True,
+        plots: bool = False,
     ) -> None:
         self.sampler_spec = _plain(sampler) or {"_target_": "optuna.samplers.TPESampler"}
         self.directions = _directions(_plain(direction))
@@ -61,20 +69,36 @@ class OptunaSweeperImpl:
         self.study_name = study_name
         self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
         self.max_failure_rate = float(max_failure_rate)
+        self.search_space = _plain(search_space)
+        self.params = _plain(params)
+        self.scope = str(n_trials_scope)
         self.timeout = float(timeout) if timeout is not None else None
         self.pruner_spec = _plain(pruner) or None
         self.enqueue_points = list(_plain(enqueue_trials) or [])
-        self.params = _plain(params) or {}
-        self.custom_search_space = custom_search_space
         self.metric = metric
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.plots = plots
         if self.n_trials < 0 or self.n_jobs < 1:
-            raise ConfigError(f"n_trials must be >= 0 and n_jobs >= 1, got {self.n_trials} and {self.n_jobs}")
+            raise ConfigError(f"hydra.sweeper: n_trials must be >= 0 and n_jobs >= 1, got "
+                              f"{self.n_trials} and {self.n_jobs}")
         if not 0.0 <= self.max_failure_rate <= 1.0:
-            raise ConfigError(f"max_failure_rate must be within [0, 1], got {self.max_failure_rate}")
+            raise ConfigError(f"hydra.sweeper.max_failure_rate must be within [0, 1], got "
+                              f"{self.max_failure_rate}")
         if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout}")
+            raise ConfigError(f"hydra.sweeper.timeout must be a positive number of seconds, got "
+                              f"{self.timeout}")
+        if self.scope not in SCOPES:
+            raise ConfigError(f"hydra.sweeper.n_trials_scope must be study or invocation, got "
+                              f"{self.scope!r}")
+        _check_sampler(self.sampler_spec)
+        # Resolved through Hydra's instantiate, which refuses the targets its policy blocks
+        # (os.system, ...), as hydra-optuna-sweeper does.
+        self.custom_search_space_extender = None
+        if custom_search_space:
+            from hydra.utils import instantiate
+
+            self.custom_search_space_extender = instantiate(
+                {"_target_": custom_search_space, "_partial_": True})
         self.config: Any = None
         self.launcher: Any = None
         self.hydra_context: Any = None
@@ -90,6 +114,21 @@ class OptunaSweeperImpl:
         )
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.raw_storage = compat.raw_value(config.hydra.sweeper, "storage")
+        # hydra/sweeper/job_env declares the variable, so a plain override sets it per job;
+        # a sweeper config that dropped that default gets the appending form.
+        env_set = config.hydra.job.get("env_set") or {}
+        self.env_prefix = "" if TRIAL_ENV in env_set else "++"
+
+    def search_space_config(self, arguments: Sequence[str] = ()) -> SearchSpace:
+        """The search space: deprecated search_space, then params, then the command line."""
+        grid = _is_grid(self.sampler_spec)
+        space = SearchSpace(distributions=search_space_distributions(self.search_space, self.params))
+        given = parse_search_space(self.params, arguments, grid=grid)
+        space.distributions.update(given.distributions)
+        for key in given.fixed:
+            space.distributions.pop(key, None)
+        space.fixed, space.deletions = given.fixed, given.deletions
+        return space
 
     def sweep(self, arguments: list[str]) -> None:
         import optuna
@@ -97,28 +136,22 @@ class OptunaSweeperImpl:
 
         from launcher.sweeper.results import write_plots, write_results
 
-        space = parse_search_space(self.params, arguments)
-        self.space = space
-        location = locate(self.storage, self.storage_env, self.sweep_dir, self.raw_storage)
-        self.location = location
+        self.space = space = self.search_space_config(arguments)
+        location = self.location = locate(self.storage, self.storage_env, self.sweep_dir,
+                                          self.raw_storage)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
-        sampler = self._sampler(space)
         study_name = self.study_name or default_study_name(
             str(self.config.hydra.job.name), arguments, self.params, self.directions
         )
-        self.storage_obj = open_storage(
-            location.url, self.heartbeat_interval, self.grace_period, retry_interrupted
-        )
+        self.storage_obj = open_storage(location.url, self.heartbeat_interval, self.grace_period,
+                                        resume.retry_callback())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
-                study_name=study_name,
-                storage=self.storage_obj,
-                sampler=sampler,
-                pruner=self._pruner(),
-                directions=self.directions,
-                load_if_exists=True,
+                study_name=study_name, storage=self.storage_obj,
+                sampler=optuna.samplers.RandomSampler(),  # replaced below, once the study is read
+                pruner=self._pruner(), directions=self.directions, load_if_exists=True,
             )
         found = [d.name.lower() for d in study.directions]
         if found != self.directions:
@@ -126,23 +159,35 @@ class OptunaSweeperImpl:
                 f"study {study_name!r} in {location.display} optimizes {found}, but this sweep's "
                 f"direction is {self.directions}; use another study_name or the same direction"
             )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # trials of a sweep process that died
-        known = self._count(study)
-        log.info("Study %s in %s (%d trial(s) already counted toward n_trials=%d)",
-                 study_name, location.display, known, self.n_trials)
-        log.info("Sampler: %s; pruner: %s; directions: %s", type(sampler).__name__,
+        orphans = resume.fail_orphans(study)
+        size = len(study.get_trials(deepcopy=False))
+        study.sampler, reseeded = self._sampler(space, size)
+        counted = self._count(study)
+        self.asked = 0
+        if self.scope == "study":
+            to_run = max(0, self.n_trials - counted)
+            how = f"n_trials={self.n_trials} counts the whole study (n_trials_scope=study)"
+        else:
+            to_run = self.n_trials
+            how = f"n_trials={self.n_trials} more (n_trials_scope=invocation)"
+        log.info("Study %s in %s: %d trial(s) counted already%s; %s: %d trial(s) to run",
+                 study_name, location.display, counted,
+                 f", {len(orphans)} interrupted and queued again" if orphans else "", how, to_run)
+        log.info("Sampler: %s; pruner: %s; directions: %s", type(study.sampler).__name__,
                  (self.pruner_spec or {}).get("_target_", "none"), self.directions)
+        in_process = compat.runs_in_process(self.launcher)
+        log_differences(SweepStart(
+            in_memory_default=self.storage is None and self.storage_env is None,
+            derived_name=self.study_name is None, counted=counted, scope=self.scope,
+            n_jobs=self.n_jobs, in_process=in_process, max_failure_rate=self.max_failure_rate,
+            reseeded=reseeded))
         if self.study_name is None or self.storage is None and self.storage_env is None:
             log.info("To resume this study, run the same command again%s",
                      "" if self.storage or self.storage_env
                      else f" with hydra.sweep.dir={self.sweep_dir.absolute()}")
         self._enqueue(study, space)
-        failed_out = self._run(study, space)
-        extra = {"storage": location.display, "n_trials": self.n_trials,
-                 "sweep_dir": str(self.sweep_dir.absolute())}
-        write_results(study, self.sweep_dir, space.overrides, extra)
+        failed_out = self._run(study, space, in_process)
+        write_results(study, self.sweep_dir, space.overrides, self._extra())
         if self.plots:
             try:
                 write_plots(study, self.sweep_dir)
@@ -153,13 +198,9 @@ class OptunaSweeperImpl:
             raise RuntimeError(failed_out)
 
     # -- the trial loop -----------------------------------------------------------------------
-    def _run(self, study: Any, space: SearchSpace) -> str | None:
+    def _run(self, study: Any, space: SearchSpace, in_process: bool) -> str | None:
         """Run trials until the budget is spent; returns the failure message if too many failed."""
-        in_process = compat.runs_in_process(self.launcher)
         slots = 1 if in_process else self.n_jobs
-        if in_process and self.n_jobs > 1:
-            log.info("the basic launcher runs jobs in this process, one at a time; "
-                     "use hydra/launcher=joblib to run %d at once", self.n_jobs)
         pool = _Inline() if slots == 1 else ThreadPoolExecutor(slots, thread_name_prefix="trial")
         heartbeat = _Heartbeat(self.storage_obj, self.heartbeat_interval)
         started = time.monotonic()
@@ -167,17 +208,23 @@ class OptunaSweeperImpl:
         stop: str | None = None
         failed_out: str | None = None
         validated = False
+        # The first trial runs alone: a launcher starts its backend on its first launch (Ray
+        # its local instance, joblib its workers), and two threads doing that at once collide
+        # (measured with hydra-ray-launcher: "Perhaps you called ray.init twice by accident?").
+        warmed = slots == 1
+        self.mine: set[int] = set()
         try:
             while True:
-                while stop is None and len(in_flight) < slots:
+                while stop is None and len(in_flight) < (slots if warmed else 1):
                     if self.timeout is not None and time.monotonic() - started >= self.timeout:
                         stop = f"time budget of {self.timeout:g}s spent"
                         break
-                    trial = self._ask(study, space)
+                    trial = self._ask(study, space, heartbeat)
                     if trial is None:
+                        if not in_flight and self._wait_for_others(study):
+                            continue  # a trial elsewhere was failed and queued again
                         stop = f"n_trials={self.n_trials} reached"
                         break
-                    heartbeat.add(compat.trial_id(trial))
                     overrides = space.overrides(trial.params) + [self._link(study, trial)]
                     if not validated:  # a bad override is a config error, not a failed trial
                         try:
@@ -194,6 +241,7 @@ class OptunaSweeperImpl:
                     trial = in_flight.pop(future)
                     self._record(study, trial, future.result())
                     heartbeat.discard(compat.trial_id(trial))
+                    warmed = True
                 if failed_out is None:
                     failed_out = self._failure_check(study)
                     if failed_out:
@@ -210,29 +258,69 @@ class OptunaSweeperImpl:
         except Exception as error:  # e.g. a joblib worker killed by the OS
             return error
 
-    def _ask(self, study: Any, space: SearchSpace) -> Any:
+    def _ask(self, study: Any, space: SearchSpace, heartbeat: Any) -> Any:
         import optuna
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        if self._count(study) >= self.n_trials:
+        resume.fail_orphans(study)
+        if self.scope == "invocation" and self.asked >= self.n_trials:
+            return None
+        if self.scope == "study" and self._count(study) >= self.n_trials:
             return None
         with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with Study.optimize":
             warnings.simplefilter("ignore", UserWarning)  # this sweeper records the heartbeats
             trial = study.ask(fixed_distributions=space.distributions)
-        if self.custom_search_space:
-            from hydra.utils import get_method
+        self.asked += 1
+        self.mine.add(trial.number)
+        # Claimed at once: owner first (a rerun on this machine judges it), then the heartbeat
+        # (Optuna's check for owners elsewhere). resume.py covers a death between ask and claim.
+        storage = compat.study_storage(study)
+        trial_id = compat.trial_id(trial)
+        storage.set_trial_system_attr(trial_id, resume.OWNER_ATTR, resume.owner(trial.number))
+        heartbeat.add(trial_id)
+        history = storage.get_trial_system_attrs(trial_id).get("retry_history")
+        if history:
+            log.info("Trial %d re-runs trial %d, which was interrupted", trial.number, history[-1])
+        try:
+            for name, value in space.fixed.items():  # as hydra-optuna-sweeper records them
+                trial.set_user_attr(name, value)
+            if self.custom_search_space_extender is not None:
+                from launcher.sweeper.official import check_overlap
 
-            get_method(self.custom_search_space)(self.config, trial)
-        # Another sweep process may have asked at the same moment: the lower trial numbers win.
-        rank = sum(1 for t in study.get_trials(deepcopy=False)
-                   if t.number <= trial.number and _counts(t))
-        if rank > self.n_trials:
-            trial.set_user_attr("skipped", "n_trials reached by another sweep process")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            return None
+                self.custom_search_space_extender(self.config, trial)
+                check_overlap(trial, space.fixed)
+        except Exception as error:
+            self._tell(study, trial, None, "FAIL", f"custom_search_space: {error}")
+            raise
+        if self.scope == "study":
+            # Another sweep process may have asked at the same moment: the lower numbers win.
+            rank = sum(1 for t in study.get_trials(deepcopy=False)
+                       if t.number <= trial.number and _counts(t))
+            if rank > self.n_trials:
+                trial.set_user_attr("skipped", "n_trials reached by another sweep process")
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                return None
         return trial
+
+    def _wait_for_others(self, study: Any) -> bool:
+        """At the end of the budget, trials still RUNNING under owners on other machines may
+        be orphans that only their heartbeat can reveal: wait until they finish or are failed
+        and queued again. True when the budget has room again."""
+        from optuna.trial import TrialState
+
+        if self.scope != "study":
+            return False
+        waited = False
+        while True:
+            running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                       if t.number not in self.mine and not _local(t)]
+            if not running:
+                return waited and self._count(study) < self.n_trials
+            if not waited:
+                log.info("Waiting for %d trial(s) running in sweep processes on other machines "
+                         "(one that stopped is detected after its grace period)", len(running))
+            waited = True
+            threading.Event().wait(min(5.0, float(self.heartbeat_interval or 5)))
+            resume.fail_orphans(study)
 
     def _record(self, study: Any, trial: Any, outcome: Any) -> None:
         import optuna
@@ -269,6 +357,11 @@ class OptunaSweeperImpl:
             if failure:
                 trial.set_user_attr("failure", failure[:2000])
             study.tell(trial, values, state=TrialState[state])
+        except RuntimeError as error:
+            # GridSampler stops the study once its grid is covered; tell has stored the trial.
+            if "Study.stop" not in str(error):
+                log.warning("Trial %d could not be recorded: %s", trial.number, error)
+                return
         except Exception as error:  # e.g. marked stale by another process meanwhile
             log.warning("Trial %d could not be recorded: %s", trial.number, error)
             return
@@ -276,9 +369,7 @@ class OptunaSweeperImpl:
         log.info("Trial %d %s%s%s", trial.number, state.lower(),
                  f" with value {shown}" if values else "", f": {failure}" if failure else "")
         try:
-            write_results(study, self.sweep_dir, self.space.overrides,
-                          {"storage": self.location.display, "n_trials": self.n_trials,
-                           "sweep_dir": str(self.sweep_dir.absolute())})
+            write_results(study, self.sweep_dir, self.space.overrides, self._extra())
         except Exception as error:
             log.warning("results not updated: %s", error)
 
@@ -296,7 +387,8 @@ class OptunaSweeperImpl:
         return values, None
 
     def _failure_check(self, study: Any) -> str | None:
-        failures = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("failure")]
+        failures = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("failure")
+                    and (self.scope == "study" or t.number in self.mine)]
         allowed = self.max_failure_rate * self.n_trials
         if len(failures) > allowed:
             last = failures[-1]
@@ -309,27 +401,50 @@ class OptunaSweeperImpl:
     def _count(self, study: Any) -> int:
         return sum(1 for t in study.get_trials(deepcopy=False) if _counts(t))
 
+    def _extra(self) -> dict[str, Any]:
+        return {"storage": self.location.display, "n_trials": self.n_trials,
+                "n_trials_scope": self.scope, "sweep_dir": str(self.sweep_dir.absolute())}
+
     def _link(self, study: Any, trial: Any) -> str:
-        from launcher.sweeper.pruning import trial_link
+        from launcher.sweeper.pruning import trial_override
 
-        return trial_link(
-            study.study_name, trial.number, compat.trial_id(trial), self.location.reference,
-            self.directions[0] if len(self.directions) == 1 else None, self.metric,
-            self.pruner_spec,
-        )
+        return self.env_prefix + trial_override({
+            "study": study.study_name, "trial": trial.number, "trial_id": compat.trial_id(trial),
+            "storage": self.location.reference,
+            "direction": self.directions[0] if len(self.directions) == 1 else None,
+            "metric": self.metric, "pruner": self.pruner_spec,
+        })
 
-    def _sampler(self, space: SearchSpace) -> Any:
+    def _sampler(self, space: SearchSpace, study_size: int) -> tuple[Any, tuple | None]:
+        """The sampler, and (seed given, seed used) when a resumed study reseeds it."""
         from hydra.utils import instantiate
 
-        spec = dict(self.sampler_spec)
-        if str(spec.get("_target_", "")).endswith("GridSampler"):
-            grid = grid_of(space.distributions)
-            spec["search_space"] = grid
-            size = math.prod(len(v) for v in grid.values())
-            if size < self.n_trials:
-                log.info("GridSampler: n_trials %d -> %d (the grid's size)", self.n_trials, size)
-                self.n_trials = size
-        return instantiate(spec, _convert_="all")
+        given = self.sampler_spec
+        reseeded = None
+        if isinstance(given, dict):
+            spec = dict(given)
+            seed = resume_seed = spec.get("seed")
+            if study_size:
+                resume_seed = resume.resume_seed(seed, study_size)
+            if resume_seed != seed:
+                spec["seed"], reseeded = resume_seed, (seed, resume_seed)
+            if _is_grid(spec):
+                spec.pop("_partial_", None)
+                spec["search_space"] = self._grid(space)
+            made = instantiate(_accepted(spec), _convert_="all")
+        else:
+            made = given
+        if isinstance(made, functools.partial):  # _partial_: true, as hydra-optuna-sweeper's docs show
+            made = made(self._grid(space)) if _is_grid(made) else made()
+        return made, reseeded
+
+    def _grid(self, space: SearchSpace) -> dict[str, list[Any]]:
+        grid = grid_of(space.distributions)
+        size = math.prod(len(v) for v in grid.values())
+        if size < self.n_trials:
+            log.info("GridSampler: n_trials %d -> %d (the grid's size)", self.n_trials, size)
+            self.n_trials = size
+        return grid
 
     def _pruner(self) -> Any:
         from launcher.sweeper.pruning import make_pruner
@@ -337,14 +452,19 @@ class OptunaSweeperImpl:
         return make_pruner(self.pruner_spec)
 
     def _enqueue(self, study: Any, space: SearchSpace) -> None:
+        import optuna
+
         for point in self.enqueue_points:
             unknown = sorted(set(point) - set(space.distributions))
             if unknown:
                 raise ConfigError(
-                    f"enqueue_trials: {unknown} not in the search space {sorted(space.distributions)}"
+                    f"hydra.sweeper.enqueue_trials: {unknown} not in the search space "
+                    f"{sorted(space.distributions)}"
                 )
             params = {key: _as_choice(space.distributions[key], value) for key, value in point.items()}
-            study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)
+            with warnings.catch_warnings():  # skip_if_exists is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)
         if self.enqueue_points:
             log.info("Warm start: %d point(s) queued (points already in the study are skipped)",
                      len(self.enqueue_points))
@@ -371,23 +491,11 @@ class OptunaSweeperImpl:
             log.warning("No trial completed")
         elif len(self.directions) == 1:
             best = study.best_trial
-            log.info("Best value %s (trial %d): %s", best.value, best.number, best.params)
+            log.info("Best parameters: %s", best.params)
+            log.info("Best value: %s (trial %d)", best.value, best.number)
         else:
-            log.info("Pareto front: %d trial(s)", len(study.best_trials))
+            log.info("Number of Pareto solutions: %d", len(study.best_trials))
         log.info("Results in %s", self.sweep_dir.absolute())
-
-
-def retry_interrupted(study: Any, trial: Any) -> None:
-    """Called for a trial whose sweep process stopped sending heartbeats: it is already FAIL;
-    queue its parameters again (twice at most) so the interruption loses nothing."""
-    retries = int(trial.user_attrs.get("retries", 0))
-    if retries >= 2:
-        log.warning("Trial %d was interrupted a third time; not retried", trial.number)
-        return
-    log.warning("Trial %d was left running by a sweep process that stopped; marked FAIL and "
-                "queued again", trial.number)
-    study.enqueue_trial(dict(trial.params),
-                        user_attrs={"retry_of": trial.number, "retries": retries + 1})
 
 
 def default_study_name(job_name: str, arguments: Sequence[str], params: Any, directions: Any) -> str:
@@ -402,6 +510,58 @@ def _counts(trial: Any) -> bool:
     if name in ("COMPLETE", "PRUNED", "RUNNING"):
         return True
     return name == "FAIL" and bool(trial.user_attrs.get("failure"))
+
+
+def _local(trial: Any) -> bool:
+    """Was this trial asked by a sweep process on this machine (whose liveness we can judge)?"""
+    import socket
+
+    record = trial.system_attrs.get(resume.OWNER_ATTR)
+    return isinstance(record, dict) and record.get("host") == socket.gethostname()
+
+
+def _is_grid(spec: Any) -> bool:
+    if isinstance(spec, dict):
+        return str(spec.get("_target_", "")).endswith("GridSampler")
+    func = getattr(spec, "func", None)
+    return getattr(func, "__name__", "") == "GridSampler"
+
+
+def _accepted(spec: dict[str, Any]) -> dict[str, Any]:
+    """The sampler spec without the keys its class does not take that a preset left there
+    (``_target_: optuna.samplers.RandomSampler`` over the tpe preset); a key the user set for
+    a class that does not take it is a ConfigError."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    from launcher.sweeper.config import is_preset_default
+
+    try:
+        accepted = inspect.signature(get_class(spec["_target_"])).parameters
+    except Exception:
+        return spec  # instantiate reports a target it cannot find
+    if any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        return spec
+    out = {}
+    for key, value in spec.items():
+        if key.startswith("_") or key in accepted:
+            out[key] = value
+        elif not is_preset_default(key, value):
+            raise ConfigError(f"hydra.sweeper.sampler: {spec['_target_']} takes no argument "
+                              f"{key} (given {value!r}); its arguments: {', '.join(accepted)}")
+    return out
+
+
+def _check_sampler(spec: Any) -> None:
+    if isinstance(spec, dict):
+        target = str(spec.get("_target_", ""))
+        if target.endswith("MOTPESampler"):
+            raise ConfigError("hydra.sweeper.sampler: Optuna 4 removed MOTPESampler; TPESampler "
+                              "handles several objectives: use hydra/sweeper/sampler=tpe")
+        if not target:
+            raise ConfigError("hydra.sweeper.sampler needs a _target_, e.g. "
+                              "optuna.samplers.TPESampler (or hydra/sweeper/sampler=tpe)")
 
 
 def _as_choice(distribution: Any, value: Any) -> Any:
@@ -425,7 +585,8 @@ def _directions(direction: Any) -> list[str]:
     names = [str(d).lower() for d in names]
     bad = [d for d in names if d not in VALID_DIRECTIONS]
     if not names or bad:
-        raise ConfigError(f"direction must be minimize, maximize or a list of them, got {direction!r}")
+        raise ConfigError(f"hydra.sweeper.direction must be minimize, maximize or a list of "
+                          f"them, got {direction!r}")
     return names
 
 

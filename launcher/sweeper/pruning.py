@@ -1,6 +1,11 @@
 """The link between a sweep's trial and the job that runs it, for pruning.
 
-The sweeper gives each job the override ``++sweep_trial={...}``:
+The sweeper hands each job its trial through the job's environment, never through its config:
+it adds ``hydra.job.env_set.LAUNCHER_OPTUNA_TRIAL=<JSON>`` to the job's overrides. Hydra files
+that override under ``hydra.overrides.hydra``, so the job's config, its ``override_dirname`` and
+the launcher's "Launching" line stay exactly what the user wrote; every launcher (basic, joblib,
+submitit, ray) runs the job through Hydra's ``run_job``, which sets ``hydra.job.env_set`` for
+the task function. The JSON holds:
 
     study       the study name
     trial       the trial number (also the job's number in the sweep directory)
@@ -18,62 +23,60 @@ the task function, and the sweeper records the trial as PRUNED.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import re
 from typing import Any, Callable, Mapping
+
+from launcher.sweeper.config import TRIAL_ENV
 
 log = logging.getLogger(__name__)
 
 Report = Callable[[int, Mapping[str, float]], None]
 
 
-def trial_link(
-    study: str,
-    trial_number: int,
-    trial_id: int,
-    storage_reference: str,
-    direction: str | None,
-    metric: str | None,
-    pruner: Mapping[str, Any] | None,
-) -> str:
-    """The ``++sweep_trial=...`` override for one trial."""
-    from launcher.sweeper.compat import override_text
+def trial_override(link: Mapping[str, Any]) -> str:
+    """The ``hydra.job.env_set`` override that gives one job its trial (see the docstring)."""
+    # "$" as JSON's \u0024, so no ${...} interpolation can appear in the text.
+    text = json.dumps(dict(link), sort_keys=True).replace("$", "\\u0024")
+    # Hydra's quoted value: a quote is escaped, and so is a run of backslashes before a quote
+    # or the end; other backslashes stay as they are.
+    text = re.sub(r"(\\+)('|$)", lambda m: m.group(1) * 2 + m.group(2), text)
+    quoted = text.replace("'", "\\'")
+    return f"hydra.job.env_set.{TRIAL_ENV}='{quoted}'"
 
-    link = {
-        "study": study,
-        "trial": trial_number,
-        "trial_id": trial_id,
-        "storage": storage_reference,
-        "direction": direction,
-        "metric": metric,
-        "pruner": dict(pruner) if pruner else None,
-    }
-    return "++sweep_trial=" + override_text(link)
+
+def current_trial() -> dict[str, Any] | None:
+    """This job's trial link, or None outside an Optuna sweep."""
+    text = os.environ.get(TRIAL_ENV)
+    return json.loads(text) if text else None
 
 
 def reporter(cfg: Any, metric: str | None = None) -> Report | None:
     """A callable reporting per-epoch validation scores to this job's trial, or None when the
-    job is not part of an Optuna sweep (cfg.sweep_trial is null) or the study has several
-    objectives (Optuna prunes single-objective studies only). ``metric`` names the task metric
-    when the caller knows it better than the config (task.metric: null)."""
-    link = _get(cfg, "sweep_trial")
-    if not link or not _get(link, "direction"):
+    job is not part of an Optuna sweep or the study has several objectives (Optuna prunes
+    single-objective studies only). ``metric`` names the task metric when the caller knows it
+    better than the config (task.metric: null)."""
+    link = current_trial()
+    if not link or not link.get("direction"):
         return None
     import optuna
 
     from launcher.sweeper.compat import trial_from_id
     from launcher.sweeper.storage import open_storage, url_from_reference
 
-    storage = open_storage(url_from_reference(str(_get(link, "storage"))))
+    storage = open_storage(url_from_reference(str(link["storage"])))
     study = optuna.load_study(
-        study_name=str(_get(link, "study")),
+        study_name=str(link["study"]),
         storage=storage,
         sampler=optuna.samplers.RandomSampler(),
-        pruner=make_pruner(_get(link, "pruner")),
+        pruner=make_pruner(link.get("pruner")),
     )
-    trial = trial_from_id(study, int(_get(link, "trial_id")))
-    name = _get(link, "metric") or metric or _get(_get(cfg, "task"), "metric")
-    maximize = _get(link, "direction") == "maximize"
+    trial = trial_from_id(study, int(link["trial_id"]))
+    name = link.get("metric") or metric or _get(_get(cfg, "task"), "metric")
+    maximize = link["direction"] == "maximize"
     warned: list[bool] = []
 
     def report(epoch: int, metrics: Mapping[str, float]) -> None:

@@ -1,7 +1,6 @@
 """What a sweep leaves in its directory: optimization_results.yaml, trials.csv and PNG plots."""
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import warnings
@@ -51,30 +50,32 @@ def write_results(
     results["trials"] = {name: count for name, count in states.items() if count}
     results.update(extra)
     write_text(sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(OmegaConf.create(results)))
-    _write_trials_csv(trials, len(study.directions), sweep_dir / TRIALS_FILE)
+    _write_trials_csv(study, trials, sweep_dir / TRIALS_FILE)
     return sweep_dir / RESULTS_FILE
 
 
-def _write_trials_csv(trials: Sequence[Any], n_objectives: int, path: Path) -> None:
-    names = sorted({name for t in trials for name in t.params})
-    value_cols = ["value"] if n_objectives == 1 else [f"value_{i}" for i in range(n_objectives)]
-    header = ["number", "state", *value_cols, *(f"params.{n}" for n in names),
-              "datetime_start", "datetime_complete", "duration_s", "run_dir", "note"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for t in trials:
-            values = list(t.values) if t.values else [None] * n_objectives
-            duration = t.duration.total_seconds() if t.duration else None
-            note = t.user_attrs.get("failure") or t.user_attrs.get("skipped") or ""
-            if t.user_attrs.get("retry_of") is not None:
-                note = f"retry of trial {t.user_attrs['retry_of']}" + (f"; {note}" if note else "")
-            writer.writerow([
-                t.number, t.state.name, *values, *(t.params.get(n) for n in names),
-                t.datetime_start.isoformat() if t.datetime_start else None,
-                t.datetime_complete.isoformat() if t.datetime_complete else None,
-                duration, t.user_attrs.get("run_dir"), note,
-            ])
+def _write_trials_csv(study: Any, trials: Sequence[Any], path: Path) -> None:
+    """Optuna's own table (study.trials_dataframe(): number, value(s), times, params_*,
+    user_attrs_*, state), plus a note: the failure, or the interruption and its re-run."""
+    from launcher.sweeper.resume import interrupted_numbers
+
+    attrs = ("number", "value", "datetime_start", "datetime_complete", "duration", "params",
+             "user_attrs", "state")
+    frame = study.trials_dataframe(attrs=attrs, multi_index=False)
+    reruns = interrupted_numbers(trials)
+    notes = {}
+    for t in trials:
+        note = [t.user_attrs.get("failure") or t.user_attrs.get("skipped") or ""]
+        if t.number in reruns:
+            note.append(f"interrupted; re-run as trial {reruns[t.number]}")
+        history = t.system_attrs.get("retry_history")
+        if history:
+            note.append(f"re-run of trial {history[-1]}")
+        notes[t.number] = "; ".join(n for n in note if n)
+    if len(frame):
+        frame["note"] = frame["number"].map(notes).fillna("")
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def write_plots(study: Any, sweep_dir: str | Path) -> list[Path]:

@@ -82,7 +82,7 @@ def locate(
 
 
 def url_from_reference(reference: str) -> str:
-    """The storage URL a job's sweep_trial.storage points to."""
+    """The storage URL a job's trial link points to (see pruning.py)."""
     if reference.startswith("env:"):
         name = reference[4:]
         url = os.environ.get(name)
@@ -98,11 +98,16 @@ def open_storage(
     grace_period: int | None = None,
     on_stale_trial: Any = None,
 ) -> Any:
-    """An Optuna RDBStorage; SQLite waits for locks instead of failing under parallel writers."""
-    import inspect
+    """An Optuna RDBStorage; SQLite waits for locks instead of failing under parallel writers.
+
+    Processes that open a new database at once race to create its tables (measured: about
+    half of four processes opening a fresh SQLite file at once fail with "table ... already
+    exists" or a UNIQUE error on alembic_version); the loser retries, through tenacity."""
     import warnings
 
     import optuna
+    import sqlalchemy.exc
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -114,25 +119,19 @@ def open_storage(
         kwargs["heartbeat_interval"] = int(heartbeat_interval)
         kwargs["grace_period"] = int(grace_period) if grace_period else None
         if on_stale_trial is not None:
-            accepted = inspect.signature(optuna.storages.RDBStorage).parameters
-            name = (
-                "heartbeat_stale_trial_callback"
-                if "heartbeat_stale_trial_callback" in accepted
-                else "failed_trial_callback"
-            )
-            kwargs[name] = on_stale_trial
-    import time
+            kwargs["heartbeat_stale_trial_callback"] = on_stale_trial
 
-    import sqlalchemy.exc
+    @retry(
+        retry=retry_if_exception_type((sqlalchemy.exc.OperationalError,
+                                       sqlalchemy.exc.IntegrityError,
+                                       sqlalchemy.exc.ProgrammingError)),
+        wait=wait_random_exponential(multiplier=0.2, max=3),
+        stop=stop_after_attempt(10),
+        reraise=True,
+    )
+    def connect() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
 
-    for attempt in range(10):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError,
-                sqlalchemy.exc.ProgrammingError):
-            # Processes that open a new database at once race to create its tables.
-            if attempt == 9:
-                raise
-            time.sleep(0.2 + 0.3 * attempt)
+    return connect()
