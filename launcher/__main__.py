@@ -10,10 +10,7 @@ others: launcher.callbacks sums the failures up at the end.
 """
 from __future__ import annotations
 
-import io
 import logging
-import os
-import re
 import sys
 import traceback
 from pathlib import Path
@@ -21,78 +18,34 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from launcher.core import cli
 from launcher.core.errors import LauncherError
 
 log = logging.getLogger("launcher")
 
 
-class _ComposeErrors:
-    """Holds back what Hydra writes to stderr before the run starts (while it composes the
-    config), so that a composition error (an unknown option or key) can be shown as one
-    `error:` line; once the run starts, anything held back is passed on and stderr is left
-    alone."""
-
-    def __init__(self) -> None:
-        self.real, self.held = sys.stderr, io.StringIO()
-        self.active = os.environ.get("HYDRA_FULL_ERROR") != "1"  # Hydra shows the full trace then
-        if self.active:
-            sys.stderr = self.held
-
-    def release(self) -> None:
-        if self.active:
-            sys.stderr = self.real
-            self.real.write(self.held.getvalue())
-            self.active = False
-
-    def one_line(self) -> str:
-        """Hydra's multi-line message folded: options and hints joined, search paths dropped."""
-        lines, skip = [], False
-        for raw in self.held.getvalue().splitlines():
-            line = raw.strip()
-            if line.startswith("Config search path") or line.startswith("Set the environment variable HYDRA_FULL"):
-                skip = line.startswith("Config search path")
-                continue
-            if skip and line.startswith("provider="):
-                continue
-            skip = False
-            if not line or line.startswith(("full_key:", "object_type=", "reference_type=")):
-                continue
-            if raw.startswith("\t") and lines and lines[-1].endswith((":", ",")):
-                lines[-1] = lines[-1] + (" " if lines[-1].endswith(":") else " ") + line + ","
-                continue
-            lines.append(line)
-        text = " ".join(p.rstrip(",") + ("" if p.rstrip(",").endswith((".", ";", ":")) else ";")
-                        for p in lines).rstrip(";")
-        return re.sub(r"\s+", " ", text)
-
-
-_held: _ComposeErrors | None = None
-
-
 def run() -> None:
     """The command (python -m launcher, and the `launcher` script): Hydra's app, with a
-    composition error shown as one line and exit status 2 like every other bad input."""
-    global _held
-    _held = _ComposeErrors()
+    composition error (an unknown option or key) shown as one line and exit status 2, like
+    every other bad input. What Hydra writes to stderr while it composes is held back until the
+    run starts (launcher.callbacks releases it) or the command ends."""
+    cli.hold_stderr()
     try:
         main()
     except SystemExit as exc:
-        if _held.active and exc.code not in (0, None):
-            _held.active = False
-            sys.stderr = _held.real
-            print(f"error: {_held.one_line() or 'the configuration could not be composed'}", file=sys.stderr)
+        message = cli.held_message()
+        if message is not None and exc.code not in (0, None):
+            print(f"error: {message or 'the configuration could not be composed'}", file=sys.stderr)
             raise SystemExit(2) from None
         raise
     finally:
-        _held.release()
+        cli.release_stderr()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://launcher.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     from launcher.pipeline.train import train
 
-    if _held is not None:
-        _held.release()
     try:
         return train(cfg)
     except LauncherError as exc:

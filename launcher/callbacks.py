@@ -19,14 +19,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from launcher.core import cli
 from launcher.runs import FAILED
 
 
 class LauncherCallbacks(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        cli.release_stderr()  # the config composed: stderr is the run's from now on
         _check_writable(str(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        cli.release_stderr()
         _check_writable(str(config.hydra.sweep.dir), "hydra.sweep.dir")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -49,7 +49,13 @@ class OptunaSweeper(Sweeper):
         self.launcher = self.sweeper.launcher
 
     def sweep(self, arguments: List[str]) -> None:
-        return self.sweeper.sweep(arguments)
+        from launcher.core.errors import LauncherError
+
+        try:
+            return self.sweeper.sweep(arguments)
+        except LauncherError as error:  # bad sweep settings, too many failures: one line, as everywhere
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(error.exit_code)
 
 
 class OfficialNameOptunaSweeper(OptunaSweeper):

@@ -12,7 +12,10 @@ accepted, and exit code 2; the tool's own errors (LauncherError) are one line to
 """
 from __future__ import annotations
 
+import io
 import logging
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -109,3 +112,58 @@ def run(main: Callable[[list[str]], int]) -> None:
         sys.stderr.close()
         code = 0
     sys.exit(code)
+
+
+# -- stderr while a Hydra app composes its config --------------------------------------------
+class _Held:
+    """What Hydra writes to stderr before a run starts (while it composes the config) is held,
+    so that a composition error can be folded into one `error:` line."""
+
+    def __init__(self) -> None:
+        self.real: io.TextIOBase | None = None
+        self.buffer = io.StringIO()
+
+
+_held = _Held()
+
+
+def hold_stderr() -> None:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":  # Hydra shows the full trace then: leave it be
+        return
+    _held.real, _held.buffer = sys.stderr, io.StringIO()
+    sys.stderr = _held.buffer
+
+
+def release_stderr() -> None:
+    """Pass on anything held and leave stderr alone from now on (the run has started)."""
+    if _held.real is not None:
+        sys.stderr, real = _held.real, _held.real
+        _held.real = None
+        real.write(_held.buffer.getvalue())
+
+
+def held_message() -> str | None:
+    """The held text folded into one line (None when nothing is held): Hydra's option lists
+    and hints joined, its search path and HYDRA_FULL_ERROR advice dropped."""
+    if _held.real is None:
+        return None
+    sys.stderr, _held.real = _held.real, None
+    lines: list[str] = []
+    skip = False
+    for raw in _held.buffer.getvalue().splitlines():
+        line = raw.strip()
+        if line.startswith(("Config search path", "Set the environment variable HYDRA_FULL")):
+            skip = line.startswith("Config search path")
+            continue
+        if skip and line.startswith("provider="):
+            continue
+        skip = False
+        if not line or line.startswith(("full_key:", "object_type=", "reference_type=")):
+            continue
+        if raw.startswith("\t") and lines and lines[-1].endswith((":", ",")):
+            lines[-1] = f"{lines[-1]} {line},"
+            continue
+        lines.append(line)
+    parts = [p.rstrip(",") for p in lines]
+    text = " ".join(p + ("" if p.endswith((".", ";", ":")) else ";") for p in parts).rstrip(";")
+    return re.sub(r"\s+", " ", text)

@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
 
-from launcher.core.errors import ConfigError
+from launcher.core.errors import ConfigError, LauncherError
 from launcher.sweeper import compat, resume
 from launcher.sweeper.config import TRIAL_ENV, Direction
 from launcher.sweeper.official import SweepStart, log_differences, search_space_distributions
@@ -34,6 +34,12 @@ from launcher.sweeper.search_space import SearchSpace, encode_choice, grid_of, p
 from launcher.sweeper.storage import locate, open_storage
 
 log = logging.getLogger(__name__)
+
+
+class SweepFailed(LauncherError):
+    """More trials failed than hydra.sweeper.max_failure_rate allows (the results are written)."""
+
+    exit_code = 1
 
 VALID_DIRECTIONS = ("minimize", "maximize")
 SCOPES = ("study", "invocation")
@@ -195,7 +201,7 @@ class OptunaSweeperImpl:
                 log.warning("plots not written: %s", error)
         self._log_best(study)
         if failed_out:
-            raise RuntimeError(failed_out)
+            raise SweepFailed(failed_out)
 
     # -- the trial loop -----------------------------------------------------------------------
     def _run(self, study: Any, space: SearchSpace, in_process: bool) -> str | None:

@@ -1,0 +1,133 @@
+"""What a planner may know about a dataset: counts and shares, never the cells.
+
+A profile holds rows, columns, the kinds of columns (numeric, categorical, date, ID-like),
+the share of missing cells, the target's classes and imbalance (or its spread), and an image
+shape when the data declares one. Column names reach it only quoted, stripped of control
+characters and truncated (`safe_name`), because a planner may be an LLM and a column name is
+text somebody else wrote.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MAX_NAME = 40
+MAX_COLUMNS_LISTED = 60
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def safe_name(name: Any) -> str:
+    """A column name as data: control characters removed, at most 40 characters, quoted."""
+    text = _CONTROL.sub(" ", str(name)).strip()
+    text = re.sub(r"\s+", " ", text)
+    if len(text) > MAX_NAME:
+        text = text[: MAX_NAME - 1] + "…"
+    return repr(text)
+
+
+@dataclass
+class DatasetProfile:
+    rows: int
+    columns: int  # features, the target excluded
+    numeric: int = 0
+    categorical: int = 0
+    dates: int = 0
+    id_like: int = 0
+    dropped: int = 0
+    missing_share: float = 0.0
+    task: str | None = None  # what the data says, when a target is given
+    classes: int | None = None
+    majority_share: float | None = None  # classification: share of the largest class
+    minority_share: float | None = None
+    target_skew: float | None = None  # regression
+    image_shape: list[int] | None = None
+    categorical_levels: int = 0  # distinct values over all categorical columns
+    column_names: list[str] = field(default_factory=list)  # safe_name()d
+    synthetic: bool = False
+    source: str = ""
+
+    @property
+    def imbalance(self) -> float | None:
+        if self.majority_share and self.minority_share:
+            return self.majority_share / self.minority_share
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["imbalance"] = self.imbalance
+        return d
+
+    def summary(self) -> str:
+        parts = [f"{self.rows} rows", f"{self.columns} feature columns ({self.numeric} numeric, "
+                 f"{self.categorical} categorical, {self.dates} dates, {self.id_like} ID-like)",
+                 f"{self.missing_share:.1%} missing"]
+        if self.classes:
+            parts.append(f"{self.classes} classes (largest {self.majority_share:.0%}, smallest "
+                         f"{self.minority_share:.1%})")
+        if self.image_shape:
+            parts.append(f"image shape {self.image_shape}")
+        if self.synthetic:
+            parts.append("synthetic data")
+        return ", ".join(parts)
+
+
+def profile_dataset(dataset: Any, task: str | None = None) -> DatasetProfile:
+    """The profile of a loaded launcher.data.Dataset (its features after the column audit)."""
+    import pandas as pd
+
+    from launcher.data.preprocessing import Preprocessor, looks_like_dates
+
+    X, y = dataset.X, dataset.y
+    numeric = categorical = dates = levels = 0
+    for name in X.columns:
+        col = X[name]
+        if col.isna().all():
+            continue
+        kind = Preprocessor._kind(col)
+        if kind == "numeric":
+            numeric += 1
+        elif kind == "datetime" or looks_like_dates(col.dropna()):
+            dates += 1
+        else:
+            categorical += 1
+            levels += int(col.nunique())
+    excluded = dataset.excluded or {}
+    profile = DatasetProfile(
+        rows=len(X), columns=X.shape[1], numeric=numeric, categorical=categorical, dates=dates,
+        id_like=sum(1 for why in excluded.values() if why.startswith("ID-like")),
+        dropped=sum(1 for why in excluded.values() if not why.startswith("ID-like")),
+        missing_share=float(X.isna().to_numpy().mean()) if X.size else 0.0,
+        image_shape=list(dataset.shape) if dataset.shape else None, categorical_levels=levels,
+        column_names=[safe_name(c) for c in list(X.columns)[:MAX_COLUMNS_LISTED]],
+        synthetic=bool(getattr(dataset, "synthetic", False)), source=str(dataset.name),
+    )
+    if y is not None:
+        values = y.dropna()
+        if task is None:
+            from launcher.data import infer_task
+
+            task = infer_task(values)[0] if dataset.task not in ("classification", "regression") else dataset.task
+        profile.task = task
+        if task == "classification":
+            shares = values.value_counts(normalize=True)
+            profile.classes = int(len(shares))
+            profile.majority_share = float(shares.iloc[0])
+            profile.minority_share = float(shares.iloc[-1])
+        elif task == "regression":
+            numbers = pd.to_numeric(values, errors="coerce").dropna()
+            skew = float(numbers.skew()) if len(numbers) > 2 else 0.0
+            profile.target_skew = skew if math.isfinite(skew) else None
+    return profile
+
+
+def profile_from_shape(size: int, features: int, classes: int | None) -> DatasetProfile:
+    """A profile from only a dataset's shape ({"size", "features", "classes"}): planning works,
+    and a run uses synthetic data of that shape."""
+    return DatasetProfile(rows=int(size), columns=int(features), numeric=int(features),
+                          task="classification" if classes else "regression",
+                          classes=int(classes) if classes else None,
+                          majority_share=1 / classes if classes else None,
+                          minority_share=1 / classes if classes else None,
+                          synthetic=True, source="synthetic")

@@ -1,0 +1,174 @@
+"""A task as a person states it: a description, the data (a real dataset, or only its shape),
+requirements (a score to reach) and a time budget; and which kind of learning it asks for.
+
+The task type comes from the data when a target is given (the data layer's rules: labels and a
+few distinct whole numbers are classes, other numbers are regression), else from the
+description's words; the reason is kept and printed, and `task=regression` (or
+`task_type=...`) overrides it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from launcher.core.errors import ConfigError, one_of
+from launcher.core.types import TASKS
+from launcher.metrics import DEFAULT_METRIC, DIRECTION, TASK_METRICS
+
+MAX_DESCRIPTION = 2000
+# Words that say which kind of learning a description asks for (checked in this order).
+TASK_WORDS = (
+    ("clustering", r"\b(cluster|clusters|clustering|segment(?:ation)? without labels|group similar|unsupervised)\b"),
+    ("regression", r"\b(regress\w*|predict(?:ing)? (?:the )?(?:amount|price|value|number|count|cost|revenue|sales|"
+                   r"demand|temperature|age|score|duration|time|wage|salary|income)|forecast\w*|estimate\w* "
+                   r"(?:the )?(?:amount|price|value|number|how (?:much|many))|how (?:much|many))\b"),
+    ("classification", r"\b(classif\w*|categori[sz]\w*|detect\w*|churn|fraud|spam|diagnos\w*|yes or no|"
+                       r"whether|which (?:class|category|type)|label\w*|recogni[sz]\w*|segments?)\b"),
+)
+
+
+@dataclass
+class Requirements:
+    metric: str | None = None  # accuracy, r2, ... (None: the task's default)
+    threshold: float | None = None  # the score to reach, in the metric's direction
+    max_seconds: float | None = None  # the budget
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None, budget: float | None = None) -> "Requirements":
+        values = dict(values or {})
+        metric, threshold = values.pop("metric", None), None
+        for key in ("accuracy_threshold", "threshold"):
+            if values.get(key) is not None:
+                threshold = float(values.pop(key))
+            values.pop(key, None)
+        named = {k: v for k, v in values.items() if k in DIRECTION and v is not None}
+        for key in [k for k in values if k in DIRECTION]:
+            values.pop(key)
+        if len(named) > 1:
+            raise ConfigError(f"requirements name several metrics {sorted(named)}; give one")
+        if named:
+            metric, threshold = next(iter(named.items()))
+        if threshold is not None and metric is None:
+            metric = "accuracy"  # accuracy_threshold, as people write it
+        seconds = values.pop("max_seconds", None) or values.pop("time_budget", None) or budget
+        values.pop("max_training_time", None)
+        unknown = sorted(k for k, v in values.items() if v is not None)
+        if unknown:
+            raise ConfigError(f"unknown requirement {unknown[0]!r}; expected a metric ({one_of(DIRECTION)}) with "
+                              "its threshold, accuracy_threshold, or max_seconds")
+        if metric is not None and metric not in DIRECTION:
+            raise ConfigError(f"requirements.metric={metric!r} is unknown; expected one of: {one_of(DIRECTION)}")
+        if threshold is not None and not isinstance(threshold, (int, float)):
+            raise ConfigError(f"the requirement's threshold {threshold!r} is not a number")
+        return cls(metric, None if threshold is None else float(threshold),
+                   None if seconds is None else float(seconds))
+
+    def met(self, score: float | None) -> bool | None:
+        if self.threshold is None or score is None:
+            return None
+        return score >= self.threshold if DIRECTION[self.metric] == "maximize" else score <= self.threshold
+
+
+@dataclass
+class DatasetInfo:
+    """A real dataset (builtin name, or a file and its target) or only a shape (synthetic)."""
+
+    kind: str  # builtin | csv | shape
+    name: str | None = None
+    path: str | None = None
+    target: str | None = None
+    size: int | None = None
+    features: int | None = None
+    classes: int | None = None
+    drop: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_mapping(cls, info: Mapping[str, Any] | str | None) -> "DatasetInfo":
+        from launcher.data import BUILTIN
+
+        if isinstance(info, str):
+            info = {"name": info} if info in BUILTIN else {"path": info}
+        info = dict(info or {})
+        if info.get("path"):
+            if not info.get("target"):
+                raise ConfigError("dataset_info with a path needs its target column: {'path': ..., 'target': ...}")
+            return cls("csv", path=str(info["path"]), target=str(info["target"]), drop=list(info.get("drop") or []))
+        if info.get("name"):
+            if info["name"] not in BUILTIN:
+                raise ConfigError(f"dataset_info name {info['name']!r} is not a built-in dataset; expected one of: "
+                                  f"{one_of(BUILTIN)}, or a path and target")
+            return cls("builtin", name=str(info["name"]))
+        size = info.get("size") or info.get("rows") or info.get("n_samples")
+        features = info.get("features") or info.get("n_features") or info.get("columns")
+        if size and features:
+            return cls("shape", size=int(size), features=int(features),
+                       classes=int(info["classes"]) if info.get("classes") else None)
+        raise ConfigError("dataset_info needs a dataset: {'path': 'data.csv', 'target': 'y'}, {'name': 'iris'}, or a "
+                          "shape {'size': 5000, 'features': 25, 'classes': 4} (then synthetic data of that shape)")
+
+    def overrides(self) -> list[str]:
+        """The launcher overrides that load this dataset."""
+        if self.kind == "csv":
+            return ["data=csv", f"data.path={self.path}", f"data.target={self.target}",
+                    *([f"data.drop=[{','.join(self.drop)}]"] if self.drop else [])]
+        if self.kind == "builtin":
+            return [f"data={self.name}"]
+        return ["data=synthetic", f"data.size={self.size}", f"data.features={self.features}",
+                f"data.classes={self.classes or 0}"]
+
+
+@dataclass
+class MLTask:
+    description: str
+    dataset: DatasetInfo
+    requirements: Requirements
+    task_type: str  # classification | regression | clustering
+    reason: str  # why that task type
+    budget: float  # seconds for the whole robot run
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def metric(self) -> str:
+        return self.requirements.metric or DEFAULT_METRIC[self.task_type]
+
+
+def clean_description(text: Any) -> str:
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", str(text or "")).strip()
+    return text[:MAX_DESCRIPTION]
+
+
+def type_from_description(description: str) -> tuple[str | None, str]:
+    lowered = description.lower()
+    for task, pattern in TASK_WORDS:
+        found = re.search(pattern, lowered)
+        if found:
+            return task, f"the description says {found.group(0)!r}"
+    return None, "the description names no kind of learning"
+
+
+def resolve_task_type(explicit: str | None, description: str, data_task: str | None, data_reason: str | None,
+                      classes_hint: int | None = None) -> tuple[str, str]:
+    """(task type, why): an explicit choice, else the data's target, else the description."""
+    if explicit and explicit != "auto":
+        if explicit not in TASKS:
+            raise ConfigError(f"task type {explicit!r} is unknown; expected one of: auto, {', '.join(TASKS)}")
+        return explicit, "given"
+    if data_task:
+        return data_task, data_reason or "from the target column"
+    from_words, why = type_from_description(description)
+    if from_words:
+        return from_words, why
+    if classes_hint:
+        return "classification", f"the dataset shape names {classes_hint} classes"
+    return "classification", f"{why}; classification assumed (task_type=regression to change it)"
+
+
+def check_metric(task: str, metric: str | None) -> str:
+    metric = metric or DEFAULT_METRIC[task]
+    if metric not in TASK_METRICS[task]:
+        raise ConfigError(f"the requirement's metric {metric!r} does not apply to {task}; expected one of: "
+                          f"{one_of(TASK_METRICS[task])}")
+    return metric
