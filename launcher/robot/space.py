@@ -103,24 +103,20 @@ def tunable(framework: str, model: str) -> dict[str, Bound]:
 
 
 # -- the sweeper side: a conditional space --------------------------------------------------
-FAMILY_KEY = "robot_search"
+SEARCH_KEY = "robot_search"
 
 
 def suggest(cfg: Any, trial: Any) -> None:
-    """hydra.sweeper.custom_search_space for the robot's searches: draw a model family (each a
-    `framework/model` of the search's `robot_search` section), then that family's keys, whose
-    grammar is the sweeper's (interval, int(interval), tag(log, ...), choice)."""
+    """hydra.sweeper.custom_search_space for the robot's searches: draw a model option (one of
+    the search's `robot_search` section), then that model's keys, written in the sweeper's
+    grammar (interval, int(interval), tag(log, ...), choice)."""
     from omegaconf import OmegaConf
 
     from launcher.sweeper.search_space import parse_search_space
 
-    families = OmegaConf.to_container(OmegaConf.select(cfg, FAMILY_KEY), resolve=True) or {}
-    names = sorted(families)
-    family = trial.suggest_categorical("robot_family", names) if len(names) > 1 else names[0]
-    framework, _, model = family.partition("/")
-    trial.suggest_categorical("framework", [framework])
-    trial.suggest_categorical("model", [model])
-    space = parse_search_space(families[family] or {}, [])
+    families = OmegaConf.to_container(OmegaConf.select(cfg, SEARCH_KEY), resolve=True) or {}
+    model = trial.suggest_categorical("model", sorted(families))
+    space = parse_search_space(families[model] or {}, [])
     for key, dist in space.distributions.items():
         _suggest(trial, key, dist)
 

@@ -462,12 +462,15 @@ class OptunaSweeperImpl:
 
         for point in self.enqueue_points:
             unknown = sorted(set(point) - set(space.distributions))
-            if unknown:
+            if unknown and self.custom_search_space_extender is None:
                 raise ConfigError(
                     f"hydra.sweeper.enqueue_trials: {unknown} not in the search space "
                     f"{sorted(space.distributions)}"
                 )
-            params = {key: _as_choice(space.distributions[key], value) for key, value in point.items()}
+            # Keys of a custom (conditional) space are drawn by its function, which gets the
+            # queued value back from Optuna: they are queued as given.
+            params = {key: _as_choice(space.distributions[key], value) if key in space.distributions else value
+                      for key, value in point.items()}
             with warnings.catch_warnings():  # skip_if_exists is marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)

@@ -1,0 +1,107 @@
+"""python -m launcher.robot task="..." data=... [requirements.<metric>=...] [budget=...] [plan_only=true]
+
+The robot maker as a Hydra app (conf/robot.yaml): every setting is an override, `--cfg job`
+shows them, `--help` lists them. It plans, checks and writes the configs to ./conf; the
+experiment directory (hydra.run.dir, default outputs/robot/<date>/<time>) keeps the records.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from launcher.core import cli
+from launcher.core.errors import LauncherError
+
+log = logging.getLogger("launcher")
+
+
+@hydra.main(version_base="1.3", config_path="pkg://launcher.conf", config_name="robot")
+def main(cfg: DictConfig) -> None:
+    try:
+        robot(cfg)
+    except LauncherError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+def robot(cfg: DictConfig) -> None:
+    from launcher.core.errors import ConfigError
+    from launcher.core.paths import run_dir
+    from launcher.robot.maker import RobotMaker
+
+    if cfg.get("data") is None:
+        raise ConfigError("the robot needs data: data=csv data.path=<file> data.target=<column>, a built-in "
+                          "dataset (data=iris), or a shape (data=synthetic data.size=5000 data.features=25 "
+                          "data.classes=4)")
+    description, task_type = str(cfg.description), str(cfg.task_type)
+    maker = RobotMaker(OmegaConf.to_container(cfg.planner, resolve=True), workdir=run_dir(), seed=int(cfg.seed),
+                       overwrite=bool(cfg.overwrite))
+    requirements = {k: v for k, v in OmegaConf.to_container(cfg.requirements, resolve=True).items() if v is not None}
+    task = maker.create_task(task_type=task_type, description=description, dataset_info=dataset_info(cfg.data),
+                             model_requirements=requirements, budget=float(cfg.budget))
+    log.info("task: %s (%s: %s)", task.description, task.task_type, task.reason)
+    profile = maker.profile(task)
+    log.info("data: %s", profile.summary())
+    plan = maker.plan(task, profile)
+    log.info("plan by %s%s: %s", plan.planner, f" (fallback: {plan.fallback})" if plan.fallback else "",
+             plan.blueprint.rationale)
+    log.info("wrote %s and %s", _shown(plan.emitted.experiment), _shown(plan.emitted.search))
+    log.info("run it: %s", plan.emitted.command)
+    if not cfg.plan_only:
+        raise ConfigError("this version plans only: add plan_only=true, then run the printed command")
+
+
+def dataset_info(data: DictConfig) -> dict:
+    source = data.get("source")
+    if source == "csv":
+        from launcher.data.sources import _required
+
+        return {"path": _required(data, "path", "churn.csv"), "target": _required(data, "target", "churned"),
+                "drop": list(data.get("drop") or [])}
+    if source == "builtin":
+        return {"name": str(data.name)}
+    return {"size": int(data.size), "features": int(data.features), "classes": int(data.get("classes") or 0)}
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def task_arguments(argv: list[str]) -> list[str]:
+    """`task=...` as people write it: a description, or the kind of learning. (A `task` key
+    cannot be set directly: `task` is the launcher's config group of task kinds.)"""
+    from launcher.core.types import TASKS
+
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key == "task":
+            arg = f"task_type={value}" if value.strip("'\"") in TASKS else f"description={value}"
+        out.append(arg)
+    return out
+
+
+def run() -> None:
+    sys.argv[1:] = task_arguments(sys.argv[1:])
+    cli.hold_stderr()
+    try:
+        main()
+    except SystemExit as exc:
+        message = cli.held_message()
+        if message is not None and exc.code not in (0, None):
+            print(f"error: {message or 'the configuration could not be composed'}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
+    finally:
+        cli.release_stderr()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,217 @@
+"""The robot maker: a task in words and a dataset in, a checked plan written as Hydra configs out.
+
+    task = RobotMaker().create_task(description=..., dataset_info=..., model_requirements=...)
+    blueprint = RobotMaker().generate_model_blueprint(task)
+    plan = RobotMaker().plan(task)             # + the configs written to ./conf, the records kept
+
+The same object serves `python -m launcher.robot` (launcher.robot.__main__) and the Python API
+(MLRobotMaker). Everything it decides is recorded in its experiment directory: task.json,
+profile.json, and one plan_<n>.json per planner answer (the raw answer, the checked blueprint
+or the reasons it was rejected, and any fallback to the heuristic planner).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from launcher.core.errors import ConfigError
+from launcher.io import write_json
+from launcher.robot.blueprint import Blueprint
+from launcher.robot.emit import Emitted, emit
+from launcher.robot.planners import PlannerUnavailable, make_planner
+from launcher.robot.planners.heuristic import HeuristicPlanner
+from launcher.robot.profile import DatasetProfile, profile_dataset, profile_from_shape
+from launcher.robot.task import (DatasetInfo, MLTask, Requirements, check_metric, clean_description,
+                                 resolve_task_type)
+from launcher.robot.validate import BlueprintRejected, check
+
+log = logging.getLogger("launcher")
+DEFAULT_BUDGET = 120.0
+
+
+@dataclass
+class Plan:
+    blueprint: Blueprint
+    raw: str
+    planner: str  # what planned it, e.g. "openai (gpt-4o-mini)" or "heuristic (offline rules)"
+    fallback: str | None = None  # why the chosen planner was not used
+    emitted: Emitted | None = None
+    records: list[Path] = field(default_factory=list)
+
+
+class RobotMaker:
+    """Plans (and, with execute_experiment/auto_ml_pipeline, runs) ML experiments."""
+
+    def __init__(self, planner: str | Mapping[str, Any] = "heuristic", *, workdir: str | Path | None = None,
+                 conf_dir: str | Path | None = None, seed: int = 0, overwrite: bool = False) -> None:
+        self.planner_config = _planner_config(planner)
+        self.workdir = Path(workdir) if workdir else None
+        self.conf_dir = Path(conf_dir) if conf_dir else None
+        self.seed, self.overwrite = int(seed), bool(overwrite)
+        self._datasets: dict[str, Any] = {}
+        self._plans = 0
+
+    # -- the task --------------------------------------------------------------------------------
+    def create_task(self, task_type: str | None = None, description: str = "", dataset_info: Any = None,
+                    model_requirements: Mapping[str, Any] | None = None, budget: float | None = None) -> MLTask:
+        """An MLTask: the description, the dataset (a path and target, a built-in name, or only a
+        shape: then synthetic data of that shape), the requirements, the budget in seconds, and
+        the task type (given, or inferred from the target and the words, with the reason)."""
+        info = DatasetInfo.from_mapping(dataset_info)
+        requirements = Requirements.from_mapping(model_requirements, budget)
+        seconds = requirements.max_seconds if requirements.max_seconds is not None else DEFAULT_BUDGET
+        if seconds <= 0:
+            raise ConfigError(f"the budget must be a positive number of seconds, got {seconds:g}")
+        description = clean_description(description) or (task_type or "")
+        data_task, data_reason = None, None
+        if info.kind != "shape":
+            data_task, data_reason = self._data_task(info)
+        elif info.classes:
+            data_task, data_reason = "classification", f"the dataset shape names {info.classes} classes"
+        kind, reason = resolve_task_type(task_type, description, data_task, data_reason, info.classes)
+        requirements.metric = check_metric(kind, requirements.metric)
+        return MLTask(description or f"a {kind} task", info, requirements, kind, reason, seconds)
+
+    def _load(self, info: DatasetInfo) -> Any:
+        key = repr(info)
+        if key not in self._datasets:
+            from launcher.data import load
+
+            self._datasets[key] = load(data_config(info))
+        return self._datasets[key]
+
+    def _data_task(self, info: DatasetInfo) -> tuple[str | None, str | None]:
+        from launcher.data import infer_task
+
+        dataset = self._load(info)
+        if dataset.task in ("classification", "regression"):
+            return dataset.task, f"the dataset {dataset.name} declares it"
+        if dataset.y is None:
+            return None, None
+        return infer_task(dataset.y)
+
+    def profile(self, task: MLTask) -> DatasetProfile:
+        info = task.dataset
+        if info.kind == "shape":
+            return profile_from_shape(info.size, info.features, info.classes)
+        return profile_dataset(self._load(info), task.task_type)
+
+    # -- planning --------------------------------------------------------------------------------
+    def generate_model_blueprint(self, task: MLTask, profile: DatasetProfile | None = None) -> Blueprint:
+        """The checked blueprint for the task (planner, then the heuristic one on failure)."""
+        return self.make_plan(task, profile).blueprint
+
+    def make_plan(self, task: MLTask, profile: DatasetProfile | None = None) -> Plan:
+        profile = profile or self.profile(task)
+        planner = make_planner(self.planner_config)
+
+        def checked(blueprint: Blueprint) -> Blueprint:
+            return check(blueprint, task, task.dataset.overrides())
+
+        fallback = None
+        try:
+            blueprint, raw = planner.propose(task, profile, checked)
+            used = planner.describe()
+        except PlannerUnavailable as exc:
+            fallback = str(exc)
+            log.warning("planner %s unavailable: %s; planning with the heuristic planner instead", planner.name, exc)
+            heuristic = HeuristicPlanner()
+            blueprint, raw = heuristic.propose(task, profile, checked)
+            used = heuristic.describe()
+        return Plan(blueprint, raw, used, fallback)
+
+    def plan(self, task: MLTask, profile: DatasetProfile | None = None) -> Plan:
+        """Plan, check, write the configs and the records; run nothing."""
+        profile = profile or self.profile(task)
+        workdir = self.experiment_dir()
+        write_json(workdir / "task.json", task.to_dict())
+        write_json(workdir / "profile.json", profile.to_dict())
+        plan = self.make_plan(task, profile)
+        plan.emitted = emit(plan.blueprint, task, plan.planner, self.conf(), data_section(task.dataset),
+                            timeout=sweep_timeout(task.budget), seed=self.seed, overwrite=self.overwrite)
+        plan.records.append(self.record(plan))
+        return plan
+
+    def record(self, plan: Plan, rejected: BlueprintRejected | None = None) -> Path:
+        self._plans += 1
+        path = self.experiment_dir() / f"plan_{self._plans}.json"
+        write_json(path, {"planner": plan.planner, "fallback": plan.fallback, "raw": plan.raw,
+                          "blueprint": plan.blueprint.model_dump(mode="json"),
+                          "rejected": rejected.reasons if rejected else None,
+                          "emitted": {"slug": plan.emitted.slug, "experiment": str(plan.emitted.experiment),
+                                      "search": str(plan.emitted.search), "command": plan.emitted.command}
+                          if plan.emitted else None})
+        return path
+
+    # -- places ----------------------------------------------------------------------------------
+    def experiment_dir(self) -> Path:
+        if self.workdir is None:
+            from launcher.core.paths import original_cwd
+
+            stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
+            self.workdir = original_cwd() / "outputs" / "robot" / stamp
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return self.workdir
+
+    def conf(self) -> Path:
+        from launcher.core.paths import USER_CONFIG_DIR, original_cwd
+
+        return self.conf_dir or original_cwd() / USER_CONFIG_DIR
+
+
+MLRobotMaker = RobotMaker
+
+
+def _planner_config(planner: str | Mapping[str, Any]) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    from launcher.core.paths import config_file
+
+    if isinstance(planner, str):
+        name, overrides = planner, {}
+    else:
+        overrides = dict(planner)
+        name = overrides.get("name", "heuristic")
+    path = config_file("planner", name)
+    if not path.is_file():
+        from launcher.robot.planners import PLANNERS
+
+        raise ConfigError(f"planner={name!r} is unknown; expected one of: {', '.join(PLANNERS)}")
+    base = OmegaConf.to_container(OmegaConf.load(path))
+    unknown = sorted(set(overrides) - set(base))
+    if unknown:
+        raise ConfigError(f"planner.{unknown[0]} is not a setting of planner={name}; expected one of: "
+                          f"{', '.join(sorted(base))}")
+    return {**base, **overrides}
+
+
+def data_config(info: DatasetInfo) -> Any:
+    """The `data` config a launcher run composes for this dataset."""
+    from omegaconf import OmegaConf
+
+    from launcher.core.paths import config_file
+
+    section = data_section(info)
+    base = OmegaConf.load(config_file("data", section["option"]))
+    return OmegaConf.merge(base, section.get("values") or {})
+
+
+def data_section(info: DatasetInfo) -> dict[str, Any]:
+    """The data option and values an emitted experiment sets."""
+    if info.kind == "csv":
+        values: dict[str, Any] = {"path": info.path, "target": info.target}
+        if info.drop:
+            values["drop"] = list(info.drop)
+        return {"option": "csv", "values": values}
+    if info.kind == "builtin":
+        return {"option": info.name}
+    return {"option": "synthetic", "values": {"size": info.size, "features": info.features,
+                                              "classes": info.classes or 0}}
+
+
+def sweep_timeout(budget: float) -> float:
+    """The search's share of the budget (the rest: data loading, starting, the final fit)."""
+    return max(5.0, 0.75 * budget)
