@@ -63,9 +63,11 @@ class DatasetProfile:
         parts = [f"{self.rows} rows", f"{self.columns} feature columns ({self.numeric} numeric, "
                  f"{self.categorical} categorical, {self.dates} dates, {self.id_like} ID-like)",
                  f"{self.missing_share:.1%} missing"]
-        if self.classes:
+        if self.classes and self.majority_share is not None and self.minority_share is not None:
             parts.append(f"{self.classes} classes (largest {self.majority_share:.0%}, smallest "
                          f"{self.minority_share:.1%})")
+        elif self.classes:
+            parts.append(f"{self.classes} classes")
         if self.image_shape:
             parts.append(f"image shape {self.image_shape}")
         if self.synthetic:
