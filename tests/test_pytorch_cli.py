@@ -79,3 +79,13 @@ def test_bad_input_is_one_clear_message_before_training(cli, tmp_path, args, mes
     assert message in output and "Traceback" not in output
     assert not Path(tmp_path / "bad" / "checkpoints").exists()
     assert not (tmp_path / "bad" / "model").exists()
+
+
+def test_refit_trains_on_every_non_test_row_for_the_best_epoch_count(cli, tmp_path):
+    res = cli(*train_args("mlp", "run", "trainer.max_epochs=4", "trainer.refit=true"))
+    assert res.returncode == 0, res.stderr
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    rows = record["rows"]
+    assert record["refit"] == {"rows": rows["train"] + rows["val"], "epochs": record["best_epoch"]}
+    assert record["test"]["accuracy"] > 0.2
+    assert "refit on all" in (tmp_path / "run" / "train.log").read_text()

@@ -164,5 +164,75 @@ def test_model_file_with_a_foreign_callable_is_refused(tmp_path):
     adapter = SklearnAdapter()
     evil = SklearnModel(FunctionTransformer(func=os.system), DataSchema("regression", 1))
     artifacts.save_model(adapter, evil, tmp_path / "model")
-    with pytest.raises(ArtifactError, match="not scikit-learn classes"):
+    with pytest.raises(ArtifactError, match="not scikit-learn's own"):
+        artifacts.load_model(tmp_path / "model", adapter)
+
+
+def test_every_row_for_selection_and_the_final_model(make_cfg, churn_csv):
+    """data.test_size=0 and data.val_size=0 with cross-validation and refit: the objective is the
+    CV mean, the saved model is fitted once on every row, the out-of-fold predictions are kept."""
+    cfg = make_cfg("data=csv", f"data.path={churn_csv}", "data.target=churned", "data.test_size=0",
+                   "data.val_size=0", "trainer.cv_folds=4", "trainer.refit=true", "model=logistic_regression")
+    objective = train(cfg)
+    run = cfg_dir(make_cfg)
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["rows"] == {"train": 120, "val": 0, "test": 0} and record["refit"]["rows"] == 120
+    assert objective == pytest.approx(record["cv"]["accuracy_mean"]) and record["val"] == record["test"] == {}
+    meta = artifacts.read_metadata(run / "model")
+    assert meta["refit"] == {"rows": 120}
+    oof = np.load(run / "cv_predictions.npz", allow_pickle=False)
+    assert sorted(oof["index"].tolist()) == list(range(120)) and oof["output"].shape == (120, 3)
+    assert ((oof["output"].argmax(1) == oof["y"]).mean()) == pytest.approx(record["cv"]["accuracy_mean"], abs=0.05)
+
+
+def test_refit_after_a_validation_split_scores_the_refit_model_on_test(make_cfg):
+    cfg = make_cfg("model=logistic_regression", "data=breast_cancer", "trainer.refit=true")
+    train(cfg)
+    record = json.loads((cfg_dir(make_cfg) / "metrics.json").read_text())
+    assert record["refit"]["rows"] == record["rows"]["train"] + record["rows"]["val"]
+    assert record["val"]["accuracy"] > 0.9 and record["test"]["accuracy"] > 0.9
+
+
+def test_no_validation_rows_needs_cross_validation(make_cfg):
+    with pytest.raises(ConfigError, match="data.val_size=0 leaves nothing to score"):
+        train(make_cfg("data.val_size=0"))
+    with pytest.raises(DataError, match=r"expected a fraction in \[0, 0.5\)"):
+        train(make_cfg("data.test_size=0.7"))
+
+
+def test_boosting_gets_text_columns_as_native_categories(make_cfg, churn_csv):
+    from launcher.pipeline.predict import SavedRun
+
+    cfg = make_cfg("data=csv", f"data.path={churn_csv}", "data.target=churned", "model=hist_gradient_boosting",
+                   "model.estimator.max_iter=20")
+    train(cfg)
+    run = SavedRun.load(cfg_dir(make_cfg))
+    names = run.preprocessor.feature_names
+    assert "plan type" in names and not any(n.startswith("plan type=") for n in names)  # one code column
+    estimator = run.model.estimator
+    assert list(estimator.categorical_features) == [names.index("plan type")]
+    from helpers import messy_frame
+
+    new = messy_frame(n=12, seed=5).drop(columns=["churned"])
+    new.loc[0, "plan type"] = "a plan never seen"  # unseen: treated as missing, no error
+    assert len(run.predict(new).values) == 12
+    onehot = make_cfg("data=csv", f"data.path={churn_csv}", "data.target=churned", "model=hist_gradient_boosting",
+                      "model.categorical=onehot", run="b")
+    train(onehot)
+    assert any(n.startswith("plan type=") for n in SavedRun.load(cfg_dir(make_cfg)).preprocessor.feature_names)
+
+
+def test_a_partial_of_a_foreign_function_is_refused(tmp_path):
+    import functools
+    import os
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    from launcher.core.types import DataSchema
+    from launcher.frameworks.sklearn import SklearnAdapter, SklearnModel
+
+    adapter = SklearnAdapter()
+    evil = SklearnModel(FunctionTransformer(func=functools.partial(os.system, "true")), DataSchema("regression", 1))
+    artifacts.save_model(adapter, evil, tmp_path / "model")
+    with pytest.raises(ArtifactError, match=r"not scikit-learn's own \(\['posix.system'\]\)"):
         artifacts.load_model(tmp_path / "model", adapter)

@@ -36,6 +36,8 @@ class Adapter(ABC):
     packages: ClassVar[tuple[str, ...]]
     model_types: ClassVar[frozenset[str]]
     tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
+    # Trains in epochs and picks its best epoch on the validation rows (the neural frameworks).
+    trains_in_epochs: ClassVar[bool] = False
 
     def __init__(self, device: Mapping[str, Any] | str | None = None, enabled: bool = True) -> None:
         """Subclasses add their framework settings as keyword arguments: the keys of

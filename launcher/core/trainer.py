@@ -69,6 +69,7 @@ class TrainerSettings:
     deterministic: bool = True
     resume_from: str | None = None
     cv_folds: int | None = None
+    refit: bool = False  # after evaluation, fit again on every non-test row and save that model
     seed: int = 0
 
     @classmethod
@@ -111,6 +112,7 @@ class TrainerSettings:
             deterministic=_bool("deterministic", get("deterministic", d.deterministic)),
             resume_from=None if get("resume_from") in (None, "") else str(get("resume_from")),
             cv_folds=None if get("cv_folds") is None else _int("cv_folds", get("cv_folds"), minimum=2),
+            refit=_bool("refit", get("refit", False)),
             seed=_int("seed", seed, minimum=0, key="seed"),
         )
         if settings.momentum < 0 or settings.momentum >= 1:

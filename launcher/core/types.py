@@ -26,6 +26,9 @@ class DataSchema:
     feature_names: list[str] = field(default_factory=list)
     classes: list[Any] | None = None  # original class labels, index = encoded label
     input_shape: tuple[int, ...] | None = None  # declared per-sample shape, e.g. (1, 8, 8)
+    # Columns holding category codes (0, 1, ...; NaN: missing or unseen) for a model that handles
+    # categories itself (preprocessing categorical=native); None: every column is numeric.
+    categorical_features: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -37,7 +40,8 @@ class DataSchema:
         shape = d.get("input_shape")
         return cls(task=d["task"], n_features=int(d["n_features"]),
                    feature_names=list(d.get("feature_names") or []),
-                   classes=d.get("classes"), input_shape=tuple(shape) if shape else None)
+                   classes=d.get("classes"), input_shape=tuple(shape) if shape else None,
+                   categorical_features=d.get("categorical_features"))
 
     @property
     def n_classes(self) -> int:

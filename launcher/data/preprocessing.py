@@ -4,7 +4,10 @@ Raw columns are typed once at fit time:
   numeric     -> median imputation (+ a missing indicator when train had gaps), standardised
   datetime    -> year, month, day, weekday, hour, days since 1970, then as numeric
   categorical -> one-hot of the categories seen at least `min_frequency` times in train
-                 (at most `max_categories`), plus "missing"; unseen values get all zeros
+                 (at most `max_categories`), plus "missing"; unseen values get all zeros;
+                 or, with categorical="native" (for models that split on categories
+                 themselves: histogram gradient boosting), one column of category codes 0..k-1
+                 (at most 250 categories), missing and unseen values NaN, not standardised
 Standardising everything keeps one code path: tree models are indifferent to it, and linear
 models, SVMs, kNN and networks need it. The state is plain JSON, so loading a model never
 unpickles anything.
@@ -49,9 +52,15 @@ def _date_features(values: pd.Series) -> pd.DataFrame:
 
 
 class Preprocessor:
-    def __init__(self, min_frequency: int = 2, max_categories: int = 50):
+    MODES = ("onehot", "native")
+    NATIVE_MAX = 250  # HistGradientBoosting's categories must fit its 255 bins
+
+    def __init__(self, min_frequency: int = 2, max_categories: int = 50, categorical: str = "onehot"):
+        if categorical not in self.MODES:
+            raise DataError(f"model.categorical={categorical!r} is unknown; expected one of: onehot, native")
         self.min_frequency = min_frequency
-        self.max_categories = max_categories
+        self.max_categories = max_categories if categorical == "onehot" else self.NATIVE_MAX
+        self.categorical = categorical
         self.columns: list[dict[str, Any]] = []
         self.input_columns: list[str] = []
 
@@ -102,7 +111,8 @@ class Preprocessor:
         keep = counts[counts >= self.min_frequency].head(self.max_categories)
         if keep.empty:  # every value is rare (an id-like column): keep the most frequent few
             keep = counts.head(min(self.max_categories, 10))
-        return {"name": name, "kind": "categorical", "categories": sorted(keep.index.tolist()),
+        kind = "native" if self.categorical == "native" else "categorical"
+        return {"name": name, "kind": kind, "categories": sorted(keep.index.tolist()),
                 "missing": bool(col.isna().any())}
 
     # -- transform ---------------------------------------------------------------------------
@@ -118,7 +128,34 @@ class Preprocessor:
             elif c["kind"] == "categorical":
                 names += [f"{c['name']}={v}" for v in c["categories"]]
                 names += [f"{c['name']}.missing"] if c["missing"] else []
+            elif c["kind"] == "native":
+                names.append(c["name"])
         return names
+
+    @property
+    def native_categorical(self) -> list[int]:
+        """Output columns holding category codes (categorical="native")."""
+        out, i = [], 0
+        for c, width in zip(self.columns, self._widths()):
+            if c["kind"] == "native":
+                out.append(i)
+            i += width
+        return out
+
+    def _widths(self) -> list[int]:
+        widths = []
+        for c in self.columns:
+            if c["kind"] == "numeric":
+                widths.append(1 + int(c["indicator"]))
+            elif c["kind"] == "datetime":
+                widths.append(sum(1 + int(p["indicator"]) for p in c["parts"]))
+            elif c["kind"] == "categorical":
+                widths.append(len(c["categories"]) + int(c["missing"]))
+            elif c["kind"] == "native":
+                widths.append(1)
+            else:
+                widths.append(0)
+        return widths
 
     def check_columns(self, X: pd.DataFrame, allow: tuple[str, ...] = (), hint: str = "") -> None:
         given = [str(c) for c in X.columns]
@@ -151,6 +188,10 @@ class Preprocessor:
                     blocks.append((values == v).fillna(False).to_numpy(dtype=np.float32))
                 if c["missing"]:
                     blocks.append(X[c["name"]].isna().to_numpy(dtype=np.float32))
+            elif c["kind"] == "native":
+                codes = {v: float(i) for i, v in enumerate(c["categories"])}
+                values = X[c["name"]].astype("string").str.strip()
+                blocks.append(values.map(codes).astype("float64").to_numpy(dtype=np.float32, na_value=np.nan))
         return np.column_stack(blocks).astype(np.float32) if blocks else np.zeros((len(X), 0), np.float32)
 
     @staticmethod
@@ -165,12 +206,13 @@ class Preprocessor:
 
     # -- persistence -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"input_columns": self.input_columns, "columns": self.columns,
+        return {"input_columns": self.input_columns, "columns": self.columns, "categorical": self.categorical,
                 "min_frequency": self.min_frequency, "max_categories": self.max_categories}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Preprocessor":
-        pre = cls(d.get("min_frequency", 2), d.get("max_categories", 50))
+        pre = cls(d.get("min_frequency", 2), d.get("max_categories", 50), d.get("categorical", "onehot"))
+        pre.max_categories = d.get("max_categories", pre.max_categories)
         pre.input_columns, pre.columns = list(d["input_columns"]), list(d["columns"])
         return pre
 
@@ -178,5 +220,5 @@ class Preprocessor:
         """Raw column name -> kind, for run metadata and logs."""
         out: dict[str, list[str]] = {}
         for c in self.columns:
-            out.setdefault(c["kind"], []).append(c["name"])
+            out.setdefault("categorical" if c["kind"] == "native" else c["kind"], []).append(c["name"])
         return out

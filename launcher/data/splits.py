@@ -35,13 +35,21 @@ def split_indices(y: np.ndarray | None, n: int, task: str, test_size: float, val
     if n < 10:
         raise DataError(f"the dataset has {n} usable rows; at least 10 are needed to train and evaluate")
     for name, size in (("test_size", test_size), ("val_size", val_size)):
-        if not 0 < size < 0.5:
-            raise DataError(f"data.{name}={size} is out of range; expected a fraction in (0, 0.5)")
+        if not 0 <= size < 0.5:
+            raise DataError(f"data.{name}={size} is out of range; expected a fraction in [0, 0.5) (0: no such "
+                            "split: evaluate on a separate file, or select by cross-validation)")
     idx = np.arange(n)
-    rest, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=_strata(y, task))
-    ry = None if y is None else y[rest]
-    train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
-                                  stratify=_strata(ry, task))
+    empty = np.array([], dtype=idx.dtype)
+    if test_size > 0:
+        rest, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=_strata(y, task))
+    else:
+        rest, test = idx, empty
+    if val_size > 0:
+        ry = None if y is None else y[rest]
+        train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
+                                      stratify=_strata(ry, task))
+    else:
+        train, val = rest, empty
     return Parts(train=np.sort(train), val=np.sort(val), test=np.sort(test))
 
 

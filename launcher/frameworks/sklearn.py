@@ -103,6 +103,9 @@ class SklearnAdapter(Adapter):
             params["n_jobs"] = self.n_jobs
         if "n_clusters" in accepted and params.get("n_clusters") is None:
             params["n_clusters"] = schema.n_classes or 8
+        if "categorical_features" in accepted and schema.categorical_features and "categorical_features" not in params:
+            # the preprocessing left these columns as category codes (model.categorical: native)
+            params["categorical_features"] = list(schema.categorical_features)
         try:
             estimator = cls(**params)
         except TypeError as exc:
@@ -180,9 +183,9 @@ class SklearnAdapter(Adapter):
         sio = _skops_io()
         path = Path(directory) / "model.skops"
         untrusted = sio.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not _sklearn_class(t)]
+        refused = [t for t in untrusted if not _scikit_learns_own(t)]
         if refused:
-            raise ArtifactError(f"{path} contains types that are not scikit-learn classes ({refused}); "
+            raise ArtifactError(f"{path} contains types that are not scikit-learn's own ({refused}); "
                                 "they are not loaded automatically. Load it with skops.io.load and an "
                                 "explicit trusted list if you trust this file")
         estimator = sio.load(path, trusted=untrusted)
@@ -225,10 +228,14 @@ def _skops_io():
     return sio
 
 
-def _sklearn_class(name: str) -> bool:
-    """Trust, beyond skops' defaults, only classes that scikit-learn itself defines (its
-    estimators' internals: Tree, TreePredictor, KDTree, optimisers). A function, or anything
-    from another package, in a model file is refused."""
+def _scikit_learns_own(name: str) -> bool:
+    """Trust, beyond skops' defaults, only what scikit-learn itself defines: its classes (the
+    estimators' internals: Tree, TreePredictor, KDTree, optimisers) and its functions (a fitted
+    HistGradientBoosting with categorical features holds partial(check_array, ...)), and
+    functools.partial, whose function skops lists, and so checks, on its own. Anything from
+    another package in a model file (os.system, a user's function) is refused."""
+    if name == "functools.partial":
+        return True
     if not name.startswith("sklearn."):
         return False
     module, _, attr = name.rpartition(".")
@@ -236,7 +243,7 @@ def _sklearn_class(name: str) -> bool:
         obj = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError):
         return False
-    return inspect.isclass(obj) and obj.__module__.startswith("sklearn.")
+    return (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__.startswith("sklearn.")
 
 
 def _validate(estimator: Any, model: str | None) -> None:

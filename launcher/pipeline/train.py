@@ -2,8 +2,15 @@
 
 `train(cfg)` returns the objective (the validation score of the task's metric, or its
 cross-validation mean) so Hydra multirun and the Optuna sweeper can optimise it. Everything
-that can be checked before training is checked first, so bad input fails in a second with one
-clear message instead of after an hour of fitting.
+that can be checked before training is checked first (launcher.pipeline.prepare), so bad input
+fails in a second with one clear message instead of after an hour of fitting.
+
+Two settings serve selecting and shipping a model:
+  trainer.cv_folds  the objective is the cross-validated mean over train+validation rows; the
+                    out-of-fold predictions are kept (cv_predictions.npz) for ensembling
+  trainer.refit     after evaluation, the same settings are fitted again on all non-test rows
+                    (a network for its best epoch count) and that model is the one saved
+and `data.test_size=0` / `data.val_size=0` (with cross-validation) use every row for them.
 """
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,138 +28,25 @@ from omegaconf import DictConfig, OmegaConf
 from launcher import data as datamod
 from launcher import metrics
 from launcher.artifacts import git_commit, save_model
-from launcher.core.adapter import Adapter
-from launcher.core.errors import ConfigError, Interrupted, one_of
-from launcher.core.paths import config_file, config_options, original_cwd, run_dir
-from launcher.core.trainer import TrainerSettings, TrainingInterrupted
-from launcher.core.types import TASKS, DataSchema, History, Splits
-from launcher.frameworks import registry
-from launcher.io import write_json
+from launcher.core.errors import ConfigError, Interrupted
+from launcher.core.paths import original_cwd, run_dir
+from launcher.core.trainer import TrainingInterrupted
+from launcher.core.types import History, Splits
+from launcher.io import atomic_write, write_json
+from launcher.pipeline.prepare import Prepared, make_splits, prepare
 
 log = logging.getLogger("launcher")
+OOF_FILE = "cv_predictions.npz"
 
 
 @dataclass
-class Prepared:
-    """A validated run: adapter, settings, task and metric, and the loaded data; nothing fitted."""
+class Fitted:
+    """A fitted model with the preprocessing and splits it was fitted with."""
 
-    adapter: Adapter
-    spec: dict[str, Any]
-    settings: TrainerSettings
-    task: str
-    metric: str
-    dataset: datamod.Dataset
-    target: datamod.TargetEncoder | None
-    y: np.ndarray | None
-    parts: datamod.Parts
-
-
-# -- validation -----------------------------------------------------------------------------
-def models_for(adapter: Adapter, task: str) -> list[str]:
-    """The model options this framework can use for `task`."""
-    return [name for name in config_options("model")
-            if task in adapter.model_tasks(OmegaConf.to_container(OmegaConf.load(config_file("model", name))))]
-
-
-def resolve_task(cfg: DictConfig, adapter: Adapter, spec: dict[str, Any], dataset: datamod.Dataset) -> str:
-    explicit = cfg.task.get("name")
-    tasks = adapter.model_tasks(spec)
-    if explicit and explicit != "auto":
-        task = explicit
-    else:
-        if tasks == {"clustering"}:
-            task, why = "clustering", f"model={spec.get('name')} clusters"
-        elif dataset.task in TASKS:
-            task, why = dataset.task, f"the dataset {dataset.name} declares it"
-        else:
-            task, why = datamod.infer_task(dataset.y)
-        log.info("task=auto: %s (%s)", task, why)
-    if task not in tasks:
-        raise ConfigError(
-            f"model={spec.get('name')} cannot do {task} with framework={adapter.name} (it does "
-            f"{', '.join(sorted(tasks)) or 'nothing'}); for {task} pick one of: {one_of(models_for(adapter, task))}"
-        )
-    return task
-
-
-def prepare(cfg: DictConfig) -> Prepared:
-    """Validate the whole run and load the data; nothing is fitted yet."""
-    settings = TrainerSettings.from_config(OmegaConf.to_container(cfg.trainer, resolve=True), cfg.get("seed", 0))
-    adapter = registry.instantiate(cfg.framework)
-    spec = OmegaConf.to_container(cfg.model, resolve=True)
-    model_type = spec.get("type")
-    if not adapter.supports(model_type):
-        others = [f for f in registry.supporting(model_type) if f != adapter.name]
-        raise ConfigError(
-            f"framework={adapter.name} cannot build model={spec.get('name')}; "
-            f"frameworks that support it: {', '.join(others) or 'none'}"
-        )
-    dataset = datamod.load(cfg.data)
-    for note in dataset.notes:  # what loading changed, before anything else is said
-        log.warning("%s", note.message)
-    task = resolve_task(cfg, adapter, spec, dataset)
-    metric = metrics.check_metric(task, cfg.task.get("metric"))
-    target, y = None, None
-    notes_before = len(dataset.notes)
-    if dataset.y is not None:
-        if task != "clustering":
-            dataset = datamod.drop_missing_target(dataset)
-        label_task = "classification" if task == "clustering" else task
-        if task == "clustering" and dataset.y.isna().any():
-            dataset.y = None  # labels are only used to score clusters; partial labels cannot be
-        else:
-            target = datamod.TargetEncoder.fit(dataset.y, label_task)
-            y = target.encode(dataset.y)
-    parts = datamod.split_indices(y, len(dataset.X), "classification" if target and target.classes else task,
-                                  float(cfg.data.test_size), float(cfg.data.val_size), settings.seed)
-    if target is not None and task == "regression":  # scale with the training rows only
-        y = target.fit_scale(dataset.y.iloc[parts.train]).encode(dataset.y)
-    for note in dataset.notes[notes_before:]:  # rows left out for a missing target
-        log.warning("%s", note.message)
-    return Prepared(adapter, spec, settings, task, metric, dataset, target, y, parts)
-
-
-# -- the run --------------------------------------------------------------------------------
-def _seed_global_rngs(seed: int) -> None:
-    """Python's and NumPy's global generators, for estimators that draw from them."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-
-
-def _splits(p: Prepared, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray
-            ) -> tuple[datamod.Preprocessor, Splits]:
-    pre = datamod.Preprocessor().fit(p.dataset.X.iloc[train_idx])
-    X = pre.transform(p.dataset.X)
-    classes = p.target.classes if p.target is not None and p.task != "regression" else None
-    schema = DataSchema(p.task, X.shape[1], pre.feature_names, classes, p.dataset.shape)
-    splits = datamod.make_splits(X, p.y, datamod.Parts(train_idx, val_idx, test_idx), schema)
-    if p.task == "regression" and p.target is not None:
-        splits.target_scale = p.target.std
-    return pre, splits
-
-
-def _evaluate(p: Prepared, model, X: np.ndarray, y: np.ndarray | None,
-              output: np.ndarray | None = None) -> dict[str, float]:
-    output = p.adapter.predict(model, X) if output is None else output
-    if p.task == "regression":  # metrics in the target's own units
-        output, y = p.target.decode(output), p.target.decode(y)
-    return metrics.compute(p.task, y, output, X=X)
-
-
-def cross_validate(p: Prepared) -> dict[str, Any]:
-    k = p.settings.cv_folds
-    pool = np.concatenate([p.parts.train, p.parts.val])
-    folds = []
-    for i, (tr, va) in enumerate(datamod.cv_folds(p.y, pool, p.task if p.y is not None else "regression",
-                                                  k, p.settings.seed)):
-        _, splits = _splits(p, tr, va, va)
-        if i == 0:
-            p.adapter.check(p.spec, splits.schema, p.settings)
-        model = p.adapter.build(p.spec, splits.schema)
-        p.adapter.fit(model, splits, p.settings)
-        folds.append(_evaluate(p, model, splits.X_val, splits.y_val))
-        log.info("fold %d/%d: %s %.4f", i + 1, k, p.metric, folds[-1].get(p.metric, float("nan")))
-    return metrics.summarize_folds(folds)
+    model: Any
+    pre: datamod.Preprocessor
+    splits: Splits
+    history: History
 
 
 def train(cfg: DictConfig) -> float:
@@ -163,70 +57,159 @@ def train(cfg: DictConfig) -> float:
     _seed_global_rngs(p.settings.seed)
     log.info("%s | framework=%s model=%s task=%s | %d rows, %d columns",
              p.dataset.name, p.adapter.name, p.spec.get("name"), p.task, len(p.dataset.X), p.dataset.X.shape[1])
+    if not len(p.parts.val) and not p.settings.cv_folds:
+        raise ConfigError("data.val_size=0 leaves nothing to score the model on; set trainer.cv_folds (the "
+                          "objective is then the cross-validated mean) or a data.val_size above 0")
+    if not len(p.parts.val) and p.adapter.trains_in_epochs:
+        raise ConfigError(f"framework={p.adapter.name} picks its best epoch on validation rows: set "
+                          "data.val_size above 0")
 
-    cv = cross_validate(p) if p.settings.cv_folds else None
-    pre, splits = _splits(p, p.parts.train, p.parts.val, p.parts.test)
+    cv, oof = cross_validate(p) if p.settings.cv_folds else (None, None)
+    refit = None
+    if p.settings.refit and cv is not None and not p.adapter.trains_in_epochs:
+        # Cross-validation has scored these settings: fit once, on every non-test row.
+        fitted = refit = _refit(p, None)
+        val: dict[str, float] = {}
+    else:
+        fitted = _fit(p, p.parts.train, p.parts.val, cfg, out)
+        val = _evaluate(p, fitted.model, fitted.splits.X_val, fitted.splits.y_val) if len(p.parts.val) else {}
+    _note_dates(p, fitted.pre)
+    if cv is not None:
+        name, value = f"cv/{p.metric}_mean", cv.get(f"{p.metric}_mean", float("nan"))
+    else:
+        name, value = f"val/{p.metric}", val.get(p.metric, float("nan"))
+    if not fitted.history.writer:
+        # Several GPUs: every process runs train() in the one run directory; the first writes.
+        return float(value)
+    if p.settings.refit and refit is None:
+        fitted = refit = _refit(p, fitted)
+    test_output = p.adapter.predict(fitted.model, fitted.splits.X_test) if len(p.parts.test) else None
+    test = _evaluate(p, fitted.model, fitted.splits.X_test, fitted.splits.y_test, test_output) \
+        if test_output is not None else {}
+    record = {
+        "objective": {"name": name, "value": value, "direction": metrics.DIRECTION[p.metric]},
+        "task": p.task, "framework": p.adapter.name, "model": p.spec.get("name"), "data": p.dataset.name,
+        "device": fitted.history.device, "seed": p.settings.seed,
+        "val": val, "test": test, **({"cv": cv} if cv else {}),
+        "rows": {"train": len(p.parts.train), "val": len(p.parts.val), "test": len(p.parts.test)},
+        "epochs": len(fitted.history.epochs), "best_epoch": fitted.history.best_epoch,
+        **({"refit": {"rows": len(fitted.splits.X_train), "epochs": len(fitted.history.epochs)}} if refit else {}),
+        "data_notes": [n.message for n in p.dataset.notes],
+    }
+    if oof is not None:
+        _write_oof(out / OOF_FILE, oof)
+    if cfg.get("save_model", True):
+        _save(p, fitted, cfg, out, {"val": val, "test": test, **({"cv": cv} if cv else {})}, bool(refit))
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    write_json(out / "metrics.json", record)
+    _plots(cfg, p, fitted.history, test_output, fitted.splits, out)
+    _summary(p, val, test, cv, record, out)
+    return float(value)
+
+
+def _seed_global_rngs(seed: int) -> None:
+    """Python's and NumPy's global generators, for estimators that draw from them."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _fit(p: Prepared, train_idx: np.ndarray, val_idx: np.ndarray, cfg: DictConfig | None, out: Path | None,
+         settings: Any = None) -> Fitted:
+    settings = settings or p.settings
+    pre, splits = make_splits(p, train_idx, val_idx, p.parts.test)
+    p.adapter.check(p.spec, splits.schema, settings)
+    model = p.adapter.build(p.spec, splits.schema)
+    report = _sweep_reporter(cfg, p.metric) if cfg is not None else None
+    try:
+        history = p.adapter.fit(model, splits, settings, workdir=out, report=report)
+    except TrainingInterrupted as stop:
+        raise Interrupted(f"interrupted at epoch {stop.epoch}/{settings.max_epochs}; its checkpoint is in "
+                          f"{stop.path.parent}. Resume with: {resume_command(out)}") from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; no checkpoint was written, nothing was saved in {out}") from None
+    return Fitted(model, pre, splits, history)
+
+
+def _refit(p: Prepared, fitted: Fitted | None) -> Fitted:
+    """The same settings on every non-test row; a network trains for the epochs that were best."""
+    rows = np.sort(np.concatenate([p.parts.train, p.parts.val]))
+    settings = p.settings
+    if p.adapter.trains_in_epochs and fitted is not None:
+        epochs = fitted.history.best_epoch or len(fitted.history.epochs) or settings.max_epochs
+        settings = replace(settings, max_epochs=int(epochs), early_stopping=False, resume_from=None)
+    log.info("refit on all %d non-test rows%s", len(rows),
+             f" for {settings.max_epochs} epochs" if p.adapter.trains_in_epochs else "")
+    # The validation rows stay as they were (now also trained on): a network's epoch log needs
+    # some; the scores reported are the ones measured before the refit.
+    return _fit(p, rows, p.parts.val if len(p.parts.val) else rows[:1], None, None, settings)
+
+
+def _evaluate(p: Prepared, model, X: np.ndarray, y: np.ndarray | None,
+              output: np.ndarray | None = None) -> dict[str, float]:
+    output = p.adapter.predict(model, X) if output is None else output
+    if p.task == "regression":  # metrics in the target's own units
+        output, y = p.target.decode(output), p.target.decode(y)
+    return metrics.compute(p.task, y, output, X=X)
+
+
+def cross_validate(p: Prepared) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Scores over k folds of the train+validation rows, and the out-of-fold predictions (in the
+    target's units for regression; class probabilities for classification)."""
+    k = p.settings.cv_folds
+    pool = np.concatenate([p.parts.train, p.parts.val])
+    folds, index, outputs = [], [], []
+    for i, (tr, va) in enumerate(datamod.cv_folds(p.y, pool, p.task if p.y is not None else "regression",
+                                                  k, p.settings.seed)):
+        fitted = _fit(p, tr, va, None, None)
+        output = p.adapter.predict(fitted.model, fitted.splits.X_val)
+        folds.append(_evaluate(p, fitted.model, fitted.splits.X_val, fitted.splits.y_val, output))
+        index.append(va)
+        outputs.append(p.target.decode(output) if p.task == "regression" else np.asarray(output))
+        log.info("fold %d/%d: %s %.4f", i + 1, k, p.metric, folds[-1].get(p.metric, float("nan")))
+    order = np.concatenate(index)
+    oof = {"index": order, "output": np.concatenate(outputs)}
+    if p.y is not None:
+        oof["y"] = p.target.decode(p.y[order]) if p.task == "regression" else p.y[order]
+    return metrics.summarize_folds(folds), oof
+
+
+def _write_oof(path: Path, oof: dict[str, np.ndarray]) -> None:
+    """Plain arrays (np.savez): read back with allow_pickle=False."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in oof.items()})
+
+    atomic_write(path, write)
+
+
+def _note_dates(p: Prepared, pre: datamod.Preprocessor) -> None:
     dates = pre.describe().get("datetime")
     if dates:
         p.dataset.notes.append(datamod.Note("dates", dates, f"parsed {len(dates)} date column(s) into year, month, "
                                                            "day, weekday, hour and days since 1970: "
                                                            + ", ".join(repr(d) for d in dates)))
         log.warning("%s", p.dataset.notes[-1].message)
-    if cv is None:
-        p.adapter.check(p.spec, splits.schema, p.settings)
-    model = p.adapter.build(p.spec, splits.schema)
-    try:
-        history = p.adapter.fit(model, splits, p.settings, workdir=out, report=_sweep_reporter(cfg, p.metric))
-    except TrainingInterrupted as stop:
-        raise Interrupted(f"interrupted at epoch {stop.epoch}/{p.settings.max_epochs}; its checkpoint is in "
-                          f"{stop.path.parent}. Resume with: {resume_command(out)}") from None
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; no checkpoint was written, nothing was saved in {out}") from None
-    val = _evaluate(p, model, splits.X_val, splits.y_val)
-    test_output = p.adapter.predict(model, splits.X_test)
-    test = _evaluate(p, model, splits.X_test, splits.y_test, test_output)
 
-    if cv is not None:
-        name, value = f"cv/{p.metric}_mean", cv.get(f"{p.metric}_mean", float("nan"))
-    else:
-        name, value = f"val/{p.metric}", val.get(p.metric, float("nan"))
-    if not history.writer:
-        # Several GPUs: every process runs train() in the one run directory; the first writes.
-        return float(value)
-    record = {
-        "objective": {"name": name, "value": value, "direction": metrics.DIRECTION[p.metric]},
-        "task": p.task, "framework": p.adapter.name, "model": p.spec.get("name"), "data": p.dataset.name,
-        "device": history.device, "seed": p.settings.seed,
-        "val": val, "test": test, **({"cv": cv} if cv else {}),
-        "rows": {"train": len(p.parts.train), "val": len(p.parts.val), "test": len(p.parts.test)},
-        "epochs": len(history.epochs), "best_epoch": history.best_epoch,
-        "seconds": round(time.perf_counter() - start, 3),
-    }
-    data_record = {"notes": [n.message for n in p.dataset.notes], "excluded": p.dataset.excluded,
-                   "read": p.dataset.read}
-    record["data_notes"] = data_record["notes"]
-    if cfg.get("save_model", True):
-        save_model(p.adapter, model, out / "model", files={
-            "preprocessing.json": {"features": pre.to_dict(),
-                                   "target": p.target.to_dict() if p.target else {"task": p.task}},
-        }, metadata={
-            "task": p.task, "model": p.spec.get("name"), "data": p.dataset.name,
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "features": {"input_columns": pre.input_columns, "kinds": pre.describe(),
-                         "n_features": splits.schema.n_features, "shape": splits.schema.to_dict()["input_shape"],
-                         "excluded": p.dataset.excluded},
-            "target": p.target.to_dict() if p.target else None,
-            "metrics": {"val": val, "test": test, **({"cv": cv} if cv else {})},
-            "device": history.device,
-            "training": history.extra,
-            "data": data_record,
-            "git_commit": git_commit(original_cwd()),
-        })
-    record["seconds"] = round(time.perf_counter() - start, 3)
-    write_json(out / "metrics.json", record)
-    _plots(cfg, p, history, test_output, splits, out)
-    _summary(p, val, test, cv, record, out)
-    return float(value)
+
+def _save(p: Prepared, fitted: Fitted, cfg: DictConfig, out: Path, scores: dict[str, Any], refit: bool) -> None:
+    save_model(p.adapter, fitted.model, out / "model", files={
+        "preprocessing.json": {"features": fitted.pre.to_dict(),
+                               "target": p.target.to_dict() if p.target else {"task": p.task}},
+    }, metadata={
+        "task": p.task, "model": p.spec.get("name"), "data": p.dataset.name,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "features": {"input_columns": fitted.pre.input_columns, "kinds": fitted.pre.describe(),
+                     "n_features": fitted.splits.schema.n_features,
+                     "shape": fitted.splits.schema.to_dict()["input_shape"], "excluded": p.dataset.excluded},
+        "target": p.target.to_dict() if p.target else None,
+        "metrics": scores,
+        "device": fitted.history.device,
+        "training": fitted.history.extra,
+        "refit": {"rows": len(fitted.splits.X_train)} if refit else None,
+        "data": {"notes": [n.message for n in p.dataset.notes], "excluded": p.dataset.excluded,
+                 "read": p.dataset.read},
+        "git_commit": git_commit(original_cwd()),
+    })
 
 
 def resume_command(out: Path) -> str:
@@ -250,7 +233,7 @@ def _sweep_reporter(cfg: DictConfig, metric: str):
     return reporter(cfg, metric=metric)
 
 
-def _plots(cfg: DictConfig, p: Prepared, history: History, test_output: np.ndarray, splits: Splits,
+def _plots(cfg: DictConfig, p: Prepared, history: History, test_output: np.ndarray | None, splits: Splits,
            out: Path) -> None:
     """Learning curve and confusion matrix for runs that train in epochs (plots=auto), or all."""
     wanted = cfg.get("plots", "auto")
@@ -260,7 +243,7 @@ def _plots(cfg: DictConfig, p: Prepared, history: History, test_output: np.ndarr
 
     if history.epochs:
         plots.learning_curve(history, out / "learning_curve.png")
-    if p.task == "classification" and splits.y_test is not None:
+    if p.task == "classification" and splits.y_test is not None and test_output is not None:
         pred = metrics.labels_from(p.task, test_output)
         plots.confusion_matrix(splits.y_test, pred, [str(c) for c in splits.schema.classes],
                                out / "confusion_matrix.png")
@@ -268,9 +251,15 @@ def _plots(cfg: DictConfig, p: Prepared, history: History, test_output: np.ndarr
 
 def _summary(p: Prepared, val, test, cv, record, out: Path) -> None:
     m = p.metric
-    parts = [f"val {m} {val.get(m, float('nan')):.4f}", f"test {m} {test.get(m, float('nan')):.4f}"]
+    parts = []
     if cv:
-        parts.insert(0, f"cv {m} {cv[f'{m}_mean']:.4f} ± {cv[f'{m}_std']:.4f} ({cv['folds']} folds)")
+        parts.append(f"cv {m} {cv[f'{m}_mean']:.4f} ± {cv[f'{m}_std']:.4f} ({cv['folds']} folds)")
+    if val:
+        parts.append(f"val {m} {val.get(m, float('nan')):.4f}")
+    if test:
+        parts.append(f"test {m} {test.get(m, float('nan')):.4f}")
+    if "refit" in record:
+        parts.append(f"refit on {record['refit']['rows']} rows")
     log.info("%s | %.1fs | %s", " | ".join(parts), record["seconds"], out)
     if not math.isfinite(record["objective"]["value"]):
         log.warning("the objective %s is not finite", record["objective"]["name"])

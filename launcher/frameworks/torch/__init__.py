@@ -51,6 +51,7 @@ class TorchAdapter(Adapter):
     module = "torch"
     packages = ("torch", "lightning", "safetensors")
     model_types = NETWORK_TYPES
+    trains_in_epochs = True
 
     def __init__(self, device: Any = None, enabled: bool = True, num_threads: int | None = None,
                  backend_mkl: bool = True) -> None:
