@@ -52,20 +52,41 @@ def save_model(adapter: Adapter, model, directory: Path, files: dict[str, Any] |
 
     `files` are extra JSON documents saved beside the model (e.g. preprocessing.json);
     `metadata` is merged into metadata.json."""
+    return _save_directory(directory, lambda tmp: adapter.save(model, tmp), files, {
+        "framework": adapter.name, "versions": versions(*adapter.packages), **(metadata or {})})
+
+
+ENSEMBLE = "ensemble.json"
+
+
+def save_ensemble(members: list[tuple[Path, float]], directory: Path, metadata: dict[str, Any]) -> Path:
+    """An ensemble model directory: each member's model directory copied under members/<i>/,
+    ensemble.json (the weights), and a metadata.json whose checksums cover every file."""
+    for member, _ in members:
+        read_metadata(member)  # a member must itself be complete and intact
+
+    def write(tmp: Path) -> None:
+        for i, (member, _) in enumerate(members):
+            shutil.copytree(member, tmp / "members" / str(i))
+
+    entries = [{"dir": f"members/{i}", "weight": float(w)} for i, (_, w) in enumerate(members)]
+    return _save_directory(directory, write, {ENSEMBLE: {"format": "launcher-ensemble/1", "members": entries}},
+                           {"framework": "ensemble", "versions": versions(), **metadata})
+
+
+def _save_directory(directory: Path, write: Any, files: dict[str, Any] | None, metadata: dict[str, Any]) -> Path:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.partial-"))
     try:
-        adapter.save(model, tmp)
+        write(tmp)
         for name, content in (files or {}).items():
             write_json(tmp / name, content)
         files = {p.relative_to(tmp).as_posix(): sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         meta = {
             "format_version": FORMAT_VERSION,
-            "framework": adapter.name,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions(*adapter.packages),
-            **(metadata or {}),
+            **metadata,
             "checksums": files,
         }
         write_json(tmp / METADATA, meta)

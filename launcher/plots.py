@@ -90,3 +90,43 @@ def confusion_matrix(y_true_idx: Sequence[int], y_pred_idx: Sequence[int], class
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if counts[i, j] > threshold else "black")
     return _save(plt, fig, path)
+
+
+def leaderboard(scores: Sequence[tuple[str, float]], metric: str, path) -> Path | None:
+    """The best trials' scores as horizontal bars, best on top, coloured by model family."""
+    if not scores:
+        return None
+    plt = _pyplot()
+    scores = list(scores)[:15]
+    families = sorted({name.split(" #")[0] for name, _ in scores})
+    colors = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(scores) + 1.2))
+    names = [n for n, _ in scores][::-1]
+    values = [v for _, v in scores][::-1]
+    ax.barh(names, values, color=[colors[n.split(" #")[0]] for n in names])
+    low = min(values)
+    ax.set_xlim(low - 0.1 * (max(values) - low + 1e-9), max(values) + 0.05 * (max(values) - low + 1e-9))
+    ax.set(xlabel=f"cross-validated {metric}", title="leaderboard (best trials)")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def optimisation_history(values: Sequence[float], metric: str, maximize: bool, path) -> Path | None:
+    """Each finished trial's score in the order trials finished, and the best so far."""
+    points = [(i + 1, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs, ys = zip(*points)
+    ax.scatter(xs, ys, s=12, alpha=0.6, label="trial")
+    best, line = None, []
+    for y in ys:
+        best = y if best is None or (y > best if maximize else y < best) else best
+        line.append(best)
+    ax.step(xs, line, where="post", color="black", label="best so far")
+    ax.set(xlabel="trial (in the order they finished)", ylabel=f"cross-validated {metric}",
+           title="optimisation history")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(plt, fig, path)

@@ -149,7 +149,7 @@ class SklearnAdapter(Adapter):
                            early_stopping=settings.early_stopping and len(data.X_train) >= 500,
                            n_iter_no_change=settings.patience)
         y = data.y_train if model.schema.task != "clustering" else None
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _threads(settings.num_threads):
             warnings.simplefilter("always", ConvergenceWarning)
             est.fit(data.X_train, y) if y is not None else est.fit(data.X_train)
         for w in caught:
@@ -191,6 +191,18 @@ class SklearnAdapter(Adapter):
         estimator = sio.load(path, trusted=untrusted)
         schema = DataSchema.from_dict(json.loads((Path(directory) / "schema.json").read_text()))
         return SklearnModel(estimator, schema)
+
+
+def _threads(limit: int | None):
+    """trainer.num_threads for scikit-learn: the OpenMP and BLAS pools its estimators use
+    (histogram boosting, linear algebra) held to `limit` threads during the call."""
+    from contextlib import nullcontext
+
+    if not limit:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(limit))
 
 
 class _Blocker:

@@ -37,12 +37,15 @@ class SavedRun:
     adapter: Any
 
     @classmethod
-    def load(cls, run: Path) -> "SavedRun":
+    def load(cls, run: Path) -> "SavedRun | SavedEnsemble":
+        """The saved model of a run (or robot experiment) directory, or its model/ folder."""
         run = Path(run)
         if not run.exists():
             raise ArtifactError(f"run directory {run} does not exist; give a run directory under outputs/")
         directory = artifacts.model_dir(run)
         meta = artifacts.read_metadata(directory)
+        if meta.get("framework") == "ensemble":
+            return SavedEnsemble.load(directory, meta)
         adapter = registry.instantiate(registry.framework_config(meta["framework"], "cpu"), check_enabled=False)
         model, meta = artifacts.load_model(directory, adapter)
         prep = json.loads((directory / "preprocessing.json").read_text())
@@ -77,3 +80,42 @@ class SavedRun:
         if task == "regression":
             return Predictions(self.target.decode(output), None, self.target, task)
         return Predictions(np.asarray(output).reshape(-1), None, None, task)
+
+
+@dataclass
+class SavedEnsemble:
+    """A weighted average of saved models (the robot's ensembles): probabilities for
+    classification, values for regression. Every member is a complete model directory of its
+    own, verified when loaded."""
+
+    members: list[tuple[SavedRun, float]]
+    meta: dict[str, Any]
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any]) -> "SavedEnsemble":
+        spec = json.loads((directory / artifacts.ENSEMBLE).read_text())
+        members = []
+        for entry in spec.get("members") or []:
+            member = (directory / str(entry["dir"])).resolve()
+            if directory.resolve() not in member.parents:  # a path in the file must stay inside
+                raise ArtifactError(f"{directory / artifacts.ENSEMBLE} names a member outside the model directory")
+            members.append((SavedRun.load(member), float(entry["weight"])))
+        if not members:
+            raise ArtifactError(f"{directory / artifacts.ENSEMBLE} lists no members")
+        return cls(members, meta)
+
+    @property
+    def excluded(self) -> dict[str, str]:
+        return self.members[0][0].excluded
+
+    def id_columns(self, frame, extra: tuple[str, ...] = ()) -> list[str]:
+        return self.members[0][0].id_columns(frame, extra)
+
+    def predict(self, frame, id_columns: tuple[str, ...] = ()) -> Predictions:
+        results = [(member.predict(frame, id_columns), weight) for member, weight in self.members]
+        first = results[0][0]
+        if first.task == "classification":
+            proba = sum(r.proba * w for r, w in results)
+            return Predictions(first.target.decode(labels_from(first.task, proba)), proba, first.target, first.task)
+        values = sum(np.asarray(r.values, dtype=float) * w for r, w in results)
+        return Predictions(values, None, first.target, first.task)

@@ -57,17 +57,21 @@ def train(cfg: DictConfig) -> float:
     _seed_global_rngs(p.settings.seed)
     log.info("%s | framework=%s model=%s task=%s | %d rows, %d columns",
              p.dataset.name, p.adapter.name, p.spec.get("name"), p.task, len(p.dataset.X), p.dataset.X.shape[1])
-    if not len(p.parts.val) and not p.settings.cv_folds:
+    if not len(p.parts.val) and not p.settings.cv_folds and not p.settings.refit:
         raise ConfigError("data.val_size=0 leaves nothing to score the model on; set trainer.cv_folds (the "
-                          "objective is then the cross-validated mean) or a data.val_size above 0")
+                          "objective is then the cross-validated mean), a data.val_size above 0, or "
+                          "trainer.refit=true to fit on every row unscored")
     if not len(p.parts.val) and p.adapter.trains_in_epochs:
         raise ConfigError(f"framework={p.adapter.name} picks its best epoch on validation rows: set "
                           "data.val_size above 0")
 
     cv, oof = cross_validate(p) if p.settings.cv_folds else (None, None)
     refit = None
-    if p.settings.refit and cv is not None and not p.adapter.trains_in_epochs:
-        # Cross-validation has scored these settings: fit once, on every non-test row.
+    if p.settings.refit and (cv is not None or not len(p.parts.val)) and not p.adapter.trains_in_epochs:
+        # Cross-validation has scored these settings (or nothing is to score them): fit once,
+        # on every non-test row.
+        if cv is None:
+            log.info("no validation rows and no cross-validation: the refit model is not scored")
         fitted = refit = _refit(p, None)
         val: dict[str, float] = {}
     else:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
+
+STARTED = time.monotonic()  # the budget counts from the command's start
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -38,6 +41,8 @@ def robot(cfg: DictConfig) -> None:
                           "dataset (data=iris), or a shape (data=synthetic data.size=5000 data.features=25 "
                           "data.classes=4)")
     description, task_type = str(cfg.description), str(cfg.task_type)
+    from launcher.robot.run import execute, load_state
+
     maker = RobotMaker(OmegaConf.to_container(cfg.planner, resolve=True), workdir=run_dir(), seed=int(cfg.seed),
                        overwrite=bool(cfg.overwrite))
     requirements = {k: v for k, v in OmegaConf.to_container(cfg.requirements, resolve=True).items() if v is not None}
@@ -46,13 +51,20 @@ def robot(cfg: DictConfig) -> None:
     log.info("task: %s (%s: %s)", task.description, task.task_type, task.reason)
     profile = maker.profile(task)
     log.info("data: %s", profile.summary())
+    previous = load_state(run_dir())
+    if previous and previous.get("status") == "interrupted":  # the same experiment, resumed
+        plan = maker.resume_plan(task)
+        log.info("robot: resuming %s: %.0fs of %.0fs spent", run_dir(), previous["state"]["spent"], task.budget)
+        execute(maker, task, profile, plan, started=STARTED, state=previous["state"])
+        return
     plan = maker.plan(task, profile)
     log.info("plan by %s%s: %s", plan.planner, f" (fallback: {plan.fallback})" if plan.fallback else "",
              plan.blueprint.rationale)
     log.info("wrote %s and %s", _shown(plan.emitted.experiment), _shown(plan.emitted.search))
     log.info("run it: %s", plan.emitted.command)
-    if not cfg.plan_only:
-        raise ConfigError("this version plans only: add plan_only=true, then run the printed command")
+    if cfg.plan_only:
+        return
+    execute(maker, task, profile, plan, started=STARTED)
 
 
 def dataset_info(data: DictConfig) -> dict:

@@ -147,8 +147,8 @@ def search_yaml(bp: Blueprint, task: MLTask, planner: str, slug: str, timeout: f
 
 
 def emit(bp: Blueprint, task: MLTask, planner: str, conf: Path, data: dict[str, Any], *, timeout: float | None,
-         seed: int = 0, overwrite: bool = False) -> Emitted:
-    slug = free_slug(conf, slugify(task.description), overwrite)
+         seed: int = 0, overwrite: bool = False, suffix: str = "") -> Emitted:
+    slug = free_slug(conf, slugify(task.description) + suffix, overwrite)
     experiment = conf / "experiment" / "robot" / f"{slug}.yaml"
     search = conf / "hparams_search" / "robot" / f"{slug}.yaml"
     write_text(experiment, experiment_yaml(bp, task, planner, slug, data))

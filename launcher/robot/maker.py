@@ -146,6 +146,51 @@ class RobotMaker:
                           if plan.emitted else None})
         return path
 
+    def resume_plan(self, task: MLTask) -> Plan:
+        """The latest plan of an interrupted experiment, from its records."""
+        import json
+
+        from launcher.robot.emit import Emitted
+
+        records = sorted(self.experiment_dir().glob("plan_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+        if not records:
+            raise ConfigError(f"{self.experiment_dir()} holds no plan to resume; start a new experiment")
+        record = json.loads(records[-1].read_text())
+        self._plans = len(records)
+        emitted = record["emitted"]
+        return Plan(Blueprint.model_validate(record["blueprint"]), record["raw"], record["planner"],
+                    record.get("fallback"), Emitted(emitted["slug"], Path(emitted["experiment"]),
+                                                    Path(emitted["search"])))
+
+    # -- running -----------------------------------------------------------------------------------
+    def execute_experiment(self, task: MLTask, blueprint: Blueprint | None = None) -> Any:
+        """Write the blueprint's configs (planning one if none is given), run them within the
+        task's budget, fit the final model; an MLExperiment."""
+        import time
+
+        from launcher.robot.run import execute
+
+        started = time.monotonic()
+        profile = self.profile(task)
+        if blueprint is None:
+            plan = self.plan(task, profile)
+        else:
+            blueprint = check(blueprint, task, task.dataset.overrides())
+            write_json(self.experiment_dir() / "task.json", task.to_dict())
+            write_json(self.experiment_dir() / "profile.json", profile.to_dict())
+            plan = Plan(blueprint, blueprint.model_dump_json(), "given")
+            plan.emitted = emit(blueprint, task, "given by the caller", self.conf(), data_section(task.dataset),
+                                timeout=sweep_timeout(task.budget), seed=self.seed, overwrite=self.overwrite)
+            plan.records.append(self.record(plan))
+        return execute(self, task, profile, plan, started=started)
+
+    def auto_ml_pipeline(self, task_description: str, dataset_info: Any, model_requirements: Mapping[str, Any] | None = None,
+                         task_type: str | None = None, budget: float | None = None) -> Any:
+        """Task, plan, search, final model, report: the whole robot in one call."""
+        task = self.create_task(task_type=task_type, description=task_description, dataset_info=dataset_info,
+                                model_requirements=model_requirements, budget=budget)
+        return self.execute_experiment(task)
+
     # -- places ----------------------------------------------------------------------------------
     def experiment_dir(self) -> Path:
         if self.workdir is None:

@@ -1,0 +1,141 @@
+"""Every trial the robot ran, best first: read from the sweeps' own records (trials.csv, each
+trial's metrics.json and .hydra/overrides.yaml), so the leaderboard is what the runs left, not
+what the robot remembers."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from launcher.io import write_csv
+
+PARAM_PREFIX = "params_"
+
+
+@dataclass
+class Trial:
+    sweep: str  # the search's slug
+    number: int
+    state: str
+    score: float | None  # the objective (cross-validated mean), None when not finished
+    model: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    run_dir: str | None = None
+    cv_std: float | None = None
+
+    def overrides(self) -> list[str]:
+        """The trial's own overrides (its experiment and its parameters), from its run directory."""
+        path = Path(self.run_dir or "") / ".hydra" / "overrides.yaml"
+        items = yaml.safe_load(path.read_text()) if path.is_file() else []
+        return [o for o in items if not o.startswith(("hparams_search=", "hydra."))]
+
+
+@dataclass
+class Leaderboard:
+    metric: str
+    direction: str  # maximize | minimize
+    trials: list[Trial] = field(default_factory=list)
+
+    def add_sweep(self, sweep_dir: Path, slug: str) -> None:
+        self.trials = [t for t in self.trials if t.sweep != slug] + read_sweep(sweep_dir, slug, self.metric)
+
+    @property
+    def finished(self) -> list[Trial]:
+        done = [t for t in self.trials if t.state == "COMPLETE" and t.score is not None and math.isfinite(t.score)]
+        return sorted(done, key=lambda t: t.score, reverse=self.direction == "maximize")
+
+    def best(self) -> Trial | None:
+        return self.finished[0] if self.finished else None
+
+    def best_model(self) -> str | None:
+        best = self.best()
+        return best.model if best else None
+
+    def compact(self, most: int = 12) -> list[dict[str, Any]]:
+        """The leaderboard as an LLM planner sees it: a few fields per trial, best first."""
+        rows = []
+        for t in self.finished[:most]:
+            rows.append({"model": t.model, "score": round(t.score, 5), "cv_std": None if t.cv_std is None
+                         else round(t.cv_std, 5), "seconds": None if t.seconds is None else round(t.seconds, 1),
+                         "params": {k: v for k, v in t.params.items() if k != "model"}})
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    def write_csv(self, path: Path) -> Path:
+        import pandas as pd
+
+        order = self.finished + [t for t in self.trials if t not in self.finished]
+        rows = [{"rank": i + 1 if t in self.finished else None, "sweep": t.sweep, "trial": t.number,
+                 "state": t.state, self.metric: t.score, "cv_std": t.cv_std, "model": t.model,
+                 "seconds": t.seconds, "params": json.dumps({k: v for k, v in t.params.items() if k != "model"}),
+                 "run_dir": t.run_dir} for i, t in enumerate(order)]
+        return write_csv(path, pd.DataFrame(rows))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "direction": self.direction, "trials": [asdict(t) for t in self.trials]}
+
+
+def read_sweep(sweep_dir: Path, slug: str, metric: str) -> list[Trial]:
+    path = Path(sweep_dir) / "trials.csv"
+    if not path.is_file():
+        return []
+    trials = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            params = {k[len(PARAM_PREFIX):]: _value(v) for k, v in row.items()
+                      if k.startswith(PARAM_PREFIX) and v not in ("", None)}
+            run_dir = row.get("user_attrs_run_dir") or row.get("run_dir") or None
+            trial = Trial(sweep=slug, number=int(row["number"]), state=row.get("state", ""),
+                          score=_number(row.get("value")), model=params.get("model"), params=params,
+                          seconds=_seconds(row.get("duration")), run_dir=run_dir)
+            metrics = _json(Path(run_dir) / "metrics.json") if run_dir else None
+            if metrics:
+                trial.cv_std = _number((metrics.get("cv") or {}).get(f"{metric}_std"))
+                trial.model = trial.model or metrics.get("model")
+            trials.append(trial)
+    return trials
+
+
+def _value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _seconds(text: Any) -> float | None:
+    """Optuna writes durations as pandas Timedeltas ('0 days 00:00:03.731571')."""
+    if not text:
+        return None
+    try:
+        import pandas as pd
+
+        return float(pd.Timedelta(str(text)).total_seconds())
+    except (ValueError, TypeError):
+        return _number(text)
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
