@@ -4,9 +4,9 @@ Same network (built by the adapter's networks module), same data, batch size, op
 and threads, in the same process. An "epoch" is what the launcher does per epoch: one shuffled
 pass over the training rows plus one validation pass with loss and accuracy; the hand-written
 fit does the same with `model.fit(X, y, shuffle=True, validation_data=(X_val, y_val))` and
-metrics=["accuracy"] (and, as a lower bound, without the validation pass). The launcher also writes last.npz every epoch (and best.npz when
-validation improves); the `no-ckpt` column runs the fit without a run directory to show that
-cost separately.
+metrics=["accuracy"] (and, as a lower bound, without the validation pass). The launcher also
+writes last.npz every epoch (and best.npz when validation improves); the `no-ckpt` column runs
+the fit without a run directory to show that cost separately.
 
 Per-epoch time is marginal: (time of a long fit - time of a short fit) / extra epochs, so the
 fixed cost of a fit (building the network, tracing the train step) is reported on its own line.
@@ -116,11 +116,13 @@ def main() -> None:
                 times["train-only"][epochs] = min(times["train-only"].get(epochs, 1e9), t)
         per_epoch = {k: (v[long_] - v[short]) / (long_ - short) for k, v in times.items()}
         fixed = {k: v[short] - short * per_epoch[k] for k, v in times.items()}
-        print(f"{name}: per epoch  hand {per_epoch['hand'] * 1e3:7.1f} ms | launcher {per_epoch['launcher'] * 1e3:7.1f} ms"
-              f" ({per_epoch['launcher'] / per_epoch['hand']:.2f}x) | launcher without checkpoints "
+        print(f"{name}: per epoch  hand {per_epoch['hand'] * 1e3:7.1f} ms | launcher "
+              f"{per_epoch['launcher'] * 1e3:7.1f} ms ({per_epoch['launcher'] / per_epoch['hand']:.2f}x) | "
+              "launcher without checkpoints "
               f"{per_epoch['no-ckpt'] * 1e3:7.1f} ms ({per_epoch['no-ckpt'] / per_epoch['hand']:.2f}x) | hand fit "
               f"without validation {per_epoch['train-only'] * 1e3:7.1f} ms")
-        print(f"{name}: fixed cost per fit  hand {fixed['hand'] * 1e3:6.1f} ms | launcher {fixed['launcher'] * 1e3:6.1f} ms")
+        print(f"{name}: fixed cost per fit  hand {fixed['hand'] * 1e3:6.1f} ms | "
+              f"launcher {fixed['launcher'] * 1e3:6.1f} ms")
 
 
 if __name__ == "__main__":

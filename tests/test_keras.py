@@ -22,7 +22,7 @@ pytest.importorskip("keras")
 
 from launcher.core.errors import ArtifactError, ConfigError  # noqa: E402
 from launcher.core.specs import parse_spec  # noqa: E402
-from launcher.core.trainer import TrainerSettings, batch_order  # noqa: E402
+from launcher.core.trainer import TrainerSettings, TrainingInterrupted, batch_order  # noqa: E402
 from launcher.core.types import DataSchema  # noqa: E402
 from launcher.data import synthetic_splits  # noqa: E402
 from launcher.frameworks.keras import KerasAdapter, network_api, runtime  # noqa: E402
@@ -178,8 +178,10 @@ def test_optimizers_take_pytorchs_steps():
     w0, grads = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3, 3, 4)).astype(np.float32)
     lrs = [0.1, 0.05, 0.02]
     cases = {
-        "adam": (dict(optimizer="adam", lr=0.1, weight_decay=0.1), lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=0.1)),
-        "adamw": (dict(optimizer="adamw", lr=0.1, weight_decay=0.1), lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.1)),
+        "adam": (dict(optimizer="adam", lr=0.1, weight_decay=0.1),
+                 lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=0.1)),
+        "adamw": (dict(optimizer="adamw", lr=0.1, weight_decay=0.1),
+                  lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.1)),
         "sgd": (dict(optimizer="sgd", lr=0.1, weight_decay=0.1, momentum=0.9, grad_clip=1.0),
                 lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.1, momentum=0.9)),
     }
@@ -218,7 +220,8 @@ def test_resume_two_then_four_epochs_matches_a_straight_four_epoch_run(adapter, 
     assert h_resumed.extra["resumed_from"].endswith("b/checkpoints/last.npz")
     # the same seed gave the same first two epochs; the checkpoints are NumPy archives, no pickle
     assert [e["val_loss"] for e in h_two.epochs] == [e["val_loss"] for e in h_straight.epochs[:2]]
-    assert sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir()) == ["best.npz", "last.npz"]
+    assert sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir()) == ["best.npz", "checksums.json",
+                                                                              "last.npz"]
     assert h_straight.extra["checkpoints"]["last"] == str(tmp_path / "a" / "checkpoints" / "last.npz")
     doc, net, optimizer = loop.read_checkpoint(tmp_path / "a" / "checkpoints" / "last.npz")
     assert doc["recorder"]["epochs"][-1]["epoch"] == 4 and doc["launcher"]["spec"]["api"] == "sequential"
@@ -230,21 +233,21 @@ def test_resume_two_then_four_epochs_matches_a_straight_four_epoch_run(adapter, 
     assert h_other.epochs[0]["val_loss"] != h_straight.epochs[0]["val_loss"]
 
 
-def test_a_pruned_or_interrupted_run_resumes_to_the_same_result(adapter, image_splits, tmp_path):
-    optuna = pytest.importorskip("optuna")
+def test_an_interrupted_run_resumes_to_the_same_result(adapter, image_splits, tmp_path):
     # sgd's momentum buffers, a schedule and early stopping's count all continue across the resume
     trainer = {"max_epochs": 4, "scheduler": "cosine", "optimizer": "sgd", "grad_clip": 1.0, "weight_decay": 1e-3,
                "early_stopping": {"enabled": True, "patience": 3}}
     straight, h_straight = fit(adapter, image_splits, SPEC, tmp_path / "a", **trainer)
     seen = []
 
-    def prune_after_two(epoch, metrics):
+    def ctrl_c_after_two(epoch, metrics):
         seen.append((epoch, sorted(metrics)))
         if epoch == 2:
-            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+            raise KeyboardInterrupt
 
-    with pytest.raises(optuna.TrialPruned):
-        fit(adapter, image_splits, SPEC, tmp_path / "b", report=prune_after_two, **trainer)
+    with pytest.raises(TrainingInterrupted) as stop:  # the latest epoch is saved, and named
+        fit(adapter, image_splits, SPEC, tmp_path / "b", report=ctrl_c_after_two, **trainer)
+    assert stop.value.epoch == 2 and stop.value.path == tmp_path / "b" / "checkpoints" / "last.npz"
     assert seen[-1] == (2, ["epoch", "lr", "seconds", "train_loss", "val_accuracy", "val_loss"])
     resumed, h_resumed = fit(adapter, image_splits, SPEC, tmp_path / "c",
                              resume_from=str(tmp_path / "b" / "checkpoints" / "last.npz"), **trainer)
@@ -266,8 +269,12 @@ def test_resume_refuses_a_checkpoint_of_another_model_or_other_settings(adapter,
     with pytest.raises(ConfigError, match="no checkpoints/last.npz"):
         adapter.check({"type": "mlp"}, image_splits.schema, settings(resume_from=str(tmp_path)))
     (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="not a readable checkpoint"):
+    with pytest.raises(ConfigError, match="has no checksum record"):
         fit(adapter, image_splits, {"type": "mlp"}, resume_from=str(tmp_path / "junk.npz"))
+    last = tmp_path / "a" / "checkpoints" / "last.npz"
+    last.write_bytes(last.read_bytes()[:-10])  # truncated
+    with pytest.raises(ConfigError, match="does not match its checksum"):
+        fit(adapter, image_splits, {"type": "mlp", "hidden_sizes": [8]}, resume_from=str(tmp_path / "a"))
 
 
 def test_early_stopping_on_the_validation_metric(image_splits):
@@ -302,7 +309,8 @@ def test_thread_count_fixed_at_start_is_a_clear_error_not_ignored(adapter, image
     ({"type": "transformer", "d_model": 16, "heads": 3}, (4, 4), {}, "a divisor of d_model"),
     ({"type": "mlp"}, None, {"precision": "16-mixed"}, "16-mixed needs a GPU"),
     ({"type": "mlp"}, None, {"optimizer": "lbfgs"}, "expected one of: adam, adamw, sgd"),
-    ({"type": "mlp"}, None, {"early_stopping": {"enabled": True, "monitor": "val_r2"}}, "does not apply to classification"),
+    ({"type": "mlp"}, None, {"early_stopping": {"enabled": True, "monitor": "val_r2"}},
+     "does not apply to classification"),
 ])
 def test_check_refuses_bad_input_before_training(adapter, spec, schema_shape, trainer, message):
     schema = DataSchema("classification", 16, [], [0, 1], schema_shape)

@@ -33,7 +33,7 @@ def test_pytorch_and_tensorflow_side_by_side_in_one_multirun(tmp_path, capsys):
     assert {"model.keras", "network.json", "preprocessing.json"} <= set(meta["checksums"])
     assert meta["training"]["api"] == "sequential" and meta["training"]["threads"] == 1
     assert meta["versions"]["keras"] and meta["framework"] == "tensorflow"
-    assert {p.name for p in (tf_run / "checkpoints").iterdir()} == {"best.npz", "last.npz"}
+    assert {p.name for p in (tf_run / "checkpoints").iterdir()} == {"best.npz", "last.npz", "checksums.json"}
     assert (tf_run / "learning_curve.png").is_file() and (tf_run / "confusion_matrix.png").is_file()
     log = (tf_run / "train.log").read_text()
     assert "epoch 1/2  train_loss=" in log and "epoch 2/2" in log

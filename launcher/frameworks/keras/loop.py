@@ -22,7 +22,8 @@ global norm (Keras' global_clipnorm); epsilon is PyTorch's 1e-8.
 A fit with a run directory keeps `checkpoints/last.npz` (every variable of the network, with
 batch-norm statistics and dropout seed states, and of the optimizer; schedule and history as
 JSON) and `checkpoints/best.npz` (the best epoch's variables): NumPy archives of numbers and one
-JSON string, read with allow_pickle=False.
+JSON string, read with allow_pickle=False, their sha256 recorded in checkpoints/checksums.json
+and verified before reading.
 
 Imports TensorFlow and Keras at the top: only the adapter imports this module, inside fit().
 """
@@ -39,13 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from launcher.core.errors import ConfigError
+from launcher.core.errors import ArtifactError, ConfigError
 from launcher.core.trainer import (CheckpointPolicy, EpochDisplay, EpochRecorder, LRSchedule, Stopwatch,
-                                   TrainerSettings, batch_order, check_resumable, epoch_metrics)
+                                   TrainerSettings, TrainingInterrupted, batch_order, check_resumable,
+                                   epoch_metrics)
 from launcher.core.types import History, Report, Splits
 from launcher.frameworks.keras import networks
 from launcher.frameworks.keras.runtime import import_tensorflow
-from launcher.io import atomic_path
+from launcher.io import verify, write_verified
 
 tf, keras = import_tensorflow()
 from keras import ops  # noqa: E402
@@ -330,8 +332,9 @@ class Checkpoints:
     """last.npz and best.npz under <run dir>/checkpoints.
 
     Written beside the final name and renamed, so a kill mid-write leaves the previous file
-    intact. When the policy skips a write, the epoch's state (already a copy) is kept and
-    written by `flush` if the fit stops before the next write.
+    intact (launcher.io.write_verified, which records the checksum). When the policy skips a
+    write, the epoch's state (already a copy) is kept and written by `flush` if the fit stops
+    before the next write; Ctrl-C then ends with TrainingInterrupted, naming the epoch saved.
     """
 
     def __init__(self, workdir: Path, spec: dict[str, Any], schema: Any, settings: TrainerSettings) -> None:
@@ -340,6 +343,7 @@ class Checkpoints:
         self.meta = {"format": CHECKPOINT_FORMAT, "spec": spec, "schema": schema.to_dict(),
                      "trainer": settings.fixed()}
         self.policy = CheckpointPolicy()
+        self.written_epoch: int | None = None
         self.pending: dict[str, Any] | None = None
         self.pending_best: dict[str, Any] | None = None
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -361,6 +365,7 @@ class Checkpoints:
     def _write(self, state: dict[str, Any]) -> None:
         _save(self.last, state["net"], state["optimizer"],
               {"launcher": self.meta, "recorder": state["recorder"], "schedule": state["schedule"]})
+        self.written_epoch = int(state["recorder"]["epochs"][-1]["epoch"])
         if self.pending_best is not None:
             _save(self.best, self.pending_best["net"], [], {"launcher": self.meta, "epoch": self.pending_best["epoch"]})
             self.pending_best = None
@@ -369,34 +374,45 @@ class Checkpoints:
     def keep_best(self, source: Path) -> None:
         """A resumed run whose best epoch came before the resume keeps that best.npz."""
         if source.resolve() != self.best.resolve():
-            shutil.copyfile(source, self.best)
+            write_verified(self.best, lambda tmp: shutil.copyfile(source, tmp))
 
     def __enter__(self) -> "Checkpoints":
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is not None:
-            self.flush()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            return
+        self.flush()
+        if issubclass(exc_type, KeyboardInterrupt) and self.written_epoch is not None:
+            raise TrainingInterrupted(self.written_epoch, self.last) from exc
 
 
 def _save(path: Path, net: list[np.ndarray], optimizer: list[np.ndarray], doc: dict[str, Any]) -> None:
     arrays = {f"net/{i:05d}": a for i, a in enumerate(net)}
     arrays.update({f"optimizer/{i:05d}": a for i, a in enumerate(optimizer)})
     arrays["launcher.json"] = np.array(json.dumps(doc))
-    with atomic_path(path) as tmp:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
+
+    write_verified(path, write)
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], list[np.ndarray], list[np.ndarray]]:
     """(document, network arrays, optimizer arrays) of a checkpoint; numbers and JSON only."""
+    try:
+        verify(path, "checkpoint")
+    except ArtifactError as exc:
+        raise ConfigError(f"trainer.resume_from: {exc}") from None
     try:
         with np.load(path, allow_pickle=False) as archive:
             doc = json.loads(str(archive["launcher.json"]))
             net = [archive[k] for k in sorted(k for k in archive.files if k.startswith("net/"))]
             opt = [archive[k] for k in sorted(k for k in archive.files if k.startswith("optimizer/"))]
     except Exception as exc:  # not a zip, a missing member, pickled objects, bad JSON
-        raise ConfigError(f"trainer.resume_from={path} is not a readable checkpoint: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"trainer.resume_from={path} is not a readable checkpoint: {first}") from None
     meta = doc.get("launcher") if isinstance(doc, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"trainer.resume_from={path} was not written by this version of launcher's "

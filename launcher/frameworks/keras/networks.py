@@ -18,8 +18,13 @@ to PyTorch's meaning:
   vector where PyTorch's has two that are always summed (b_ih + b_hh): the same function, 4 x
   hidden_size fewer parameters per layer and direction.
 - leaky_relu has slope 0.01 (Keras' default is 0.2); gelu is the exact (erf) form.
-- Initialisers are Keras' own (Glorot uniform, orthogonal recurrent kernels, zero biases);
-  learned positions are drawn from N(0, 0.02) and the [CLS] token starts at zero, as in PyTorch.
+- Initialisation is PyTorch's, not Keras' (Glorot, orthogonal, zero biases): Dense and Conv
+  weights and biases uniform in +-1/sqrt(fan_in), LSTM/GRU weights and biases uniform in
+  +-1/sqrt(hidden_size) (no forget-gate bias of 1); attention projections keep Keras' Glorot
+  with zero biases (PyTorch's are Xavier, zero biases); learned positions N(0, 0.02), the [CLS]
+  token zero. Measured on digits and diabetes (seeds 0, 1, 42; benchmarks/neural_quality.py),
+  Keras' own initialisers trained worse: the CNN missed 0.97 and the diabetes MLP missed
+  Ridge - 0.05 on one seed each; with PyTorch's all targets are met.
 
 The learned/sinusoidal positions and the [CLS] token are two small layers registered with
 Keras' serialisation (package "launcher"), so a saved .keras model loads with safe_mode=True and
@@ -106,13 +111,25 @@ def _activation(name: str) -> layers.Layer:
     return layers.Activation(name)  # gelu: keras.activations.gelu is the exact form by default
 
 
-def _dense_stack(hidden: list[int], activation: str, dropout: float, norm: str) -> list[layers.Layer]:
+def _torch_init(fan_in: int) -> dict[str, Any]:
+    """PyTorch's default initialisation of Linear and Conv layers: kaiming_uniform(a=sqrt(5)),
+    i.e. weights and biases uniform in +-1/sqrt(fan_in)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return {"kernel_initializer": keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform"),
+            "bias_initializer": keras.initializers.RandomUniform(-bound, bound)}
+
+
+def dense(units: int, fan_in: int, activation: str | None = None) -> layers.Layer:
+    return layers.Dense(int(units), activation=activation, **_torch_init(fan_in))
+
+
+def _dense_stack(width: int, hidden: list[int], activation: str, dropout: float, norm: str) -> list[layers.Layer]:
     out: list[layers.Layer] = []
     for size in hidden:
         if norm == "none" and activation != "leaky_relu":
-            out.append(layers.Dense(int(size), activation=activation))  # one layer: the same maths, fewer calls
+            out.append(dense(size, width, activation))  # one layer: the same maths, fewer calls
         else:
-            out.append(layers.Dense(int(size)))
+            out.append(dense(size, width))
             if norm == "batch":
                 out.append(layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=NORM_EPSILON))
             elif norm == "layer":
@@ -120,12 +137,14 @@ def _dense_stack(hidden: list[int], activation: str, dropout: float, norm: str) 
             out.append(_activation(activation))
         if dropout > 0:
             out.append(layers.Dropout(dropout))
+        width = int(size)
     return out
 
 
 def mlp(spec: MLPSpec, schema: DataSchema) -> list[layers.Layer]:
-    return [*_dense_stack(list(spec.hidden_sizes), spec.activation, float(spec.dropout), spec.norm),
-            layers.Dense(schema.n_outputs)]
+    hidden = [int(h) for h in spec.hidden_sizes]
+    return [*_dense_stack(schema.n_features, hidden, spec.activation, float(spec.dropout), spec.norm),
+            dense(schema.n_outputs, hidden[-1] if hidden else schema.n_features)]
 
 
 def cnn(spec: CNNSpec, schema: DataSchema) -> list[layers.Layer]:
@@ -133,7 +152,7 @@ def cnn(spec: CNNSpec, schema: DataSchema) -> list[layers.Layer]:
     out: list[layers.Layer] = [layers.Reshape((h, w, 1))] if c == 1 else [layers.Reshape((c, h, w)),
                                                                           layers.Permute((2, 3, 1))]
     for channels, k in zip(spec.channels, spec.kernel_sizes):
-        out.append(layers.Conv2D(int(channels), int(k), padding="same"))
+        out.append(layers.Conv2D(int(channels), int(k), padding="same", **_torch_init(c * int(k) ** 2)))
         if spec.norm == "batch":
             out.append(layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=NORM_EPSILON))
         elif spec.norm == "layer":
@@ -143,11 +162,15 @@ def cnn(spec: CNNSpec, schema: DataSchema) -> list[layers.Layer]:
             out.append(layers.MaxPooling2D(2))
         elif spec.pooling == "avg":
             out.append(layers.AveragePooling2D(2))
+        if spec.pooling != "none":
+            h, w = h // 2, w // 2
+        c = int(channels)
     out.append(layers.Flatten())
-    head = _dense_stack(list(spec.hidden_sizes), spec.activation, float(spec.dropout), "none")
+    hidden = [int(s) for s in spec.hidden_sizes]
+    head = _dense_stack(c * h * w, hidden, spec.activation, float(spec.dropout), "none")
     if spec.dropout > 0 and not head:  # no hidden layers: still dropout before the output
         head = [layers.Dropout(float(spec.dropout))]
-    return [*out, *head, layers.Dense(schema.n_outputs)]
+    return [*out, *head, dense(schema.n_outputs, hidden[-1] if hidden else c * h * w)]
 
 
 def rnn(spec: RNNSpec, schema: DataSchema) -> list[layers.Layer]:
@@ -158,20 +181,28 @@ def rnn(spec: RNNSpec, schema: DataSchema) -> list[layers.Layer]:
     for i in range(n):
         last = i == n - 1
         # GRU's reset_after=True (the default) is PyTorch's formulation.
-        layer = cell(int(spec.hidden_size), return_sequences=not last)
+        layer = cell(int(spec.hidden_size), return_sequences=not last, **_torch_rnn_init(spec))
         out.append(layers.Bidirectional(layer, merge_mode="concat") if spec.bidirectional else layer)
         if not last and spec.dropout > 0:  # PyTorch's dropout between stacked layers
             out.append(layers.Dropout(float(spec.dropout)))
     if spec.dropout > 0:
         out.append(layers.Dropout(float(spec.dropout)))
-    return [*out, layers.Dense(schema.n_outputs)]
+    return [*out, dense(schema.n_outputs, int(spec.hidden_size) * (2 if spec.bidirectional else 1))]
+
+
+def _torch_rnn_init(spec: RNNSpec) -> dict[str, Any]:
+    """PyTorch's LSTM/GRU initialisation: every weight and bias uniform in +-1/sqrt(hidden)."""
+    bound = 1.0 / math.sqrt(int(spec.hidden_size))
+    init = keras.initializers.RandomUniform(-bound, bound)
+    out = {"kernel_initializer": init, "recurrent_initializer": init, "bias_initializer": init}
+    return {**out, "unit_forget_bias": False} if spec.cell == "lstm" else out
 
 
 def transformer(spec: TransformerSpec, schema: DataSchema, inputs: Any) -> Any:
     """Pre-norm encoder blocks, x + MHA(LN(x)) and x + FFN(LN(x)): residuals, so Functional only."""
     steps, size = sequence_shape(spec, schema)
     d, p = int(spec.d_model), float(spec.dropout)
-    x = layers.Dense(d)(layers.Reshape((steps, size))(inputs))
+    x = dense(d, size)(layers.Reshape((steps, size))(inputs))
     if spec.pooling == "cls":
         x = ClassToken()(x)
     if spec.positional != "none":
@@ -181,14 +212,14 @@ def transformer(spec: TransformerSpec, schema: DataSchema, inputs: Any) -> Any:
         y = layers.MultiHeadAttention(int(spec.heads), d // int(spec.heads), dropout=p)(y, y)
         x = layers.Add()([x, layers.Dropout(p)(y)])
         y = layers.LayerNormalization(epsilon=NORM_EPSILON)(x)
-        y = layers.Dropout(p)(layers.Dense(int(spec.ff_size), activation="gelu")(y))
-        x = layers.Add()([x, layers.Dropout(p)(layers.Dense(d)(y))])
+        y = layers.Dropout(p)(dense(spec.ff_size, d, "gelu")(y))
+        x = layers.Add()([x, layers.Dropout(p)(dense(d, spec.ff_size)(y))])
     x = layers.LayerNormalization(epsilon=NORM_EPSILON)(x)
     if spec.pooling == "cls":
         x = layers.Reshape((d,))(layers.Cropping1D((0, steps))(x))  # the first token
     else:
         x = layers.GlobalAveragePooling1D()(x)
-    return layers.Dense(schema.n_outputs)(x)
+    return dense(schema.n_outputs, d)(x)
 
 
 STACKS = {"mlp": mlp, "cnn": cnn, "rnn": rnn}
