@@ -1,8 +1,9 @@
 """TensorFlow/Keras: the portable MLP, CNN, RNN and Transformer, Keras 3 on the TensorFlow backend.
 
-runtime.py   TensorFlow's process-wide state: quiet import, devices, GPU memory, threads
-networks.py  the Keras builds of the portable specs (Sequential or Functional)
-loop.py      the fit: Keras' model.fit fed and steered by launcher.core.trainer; checkpoints
+runtime.py      TensorFlow's process-wide state: quiet import, devices, GPU memory, threads
+networks.py     the Keras builds of the portable specs (Sequential or Functional)
+loop.py         the fit: Keras' model.fit fed and steered by launcher.core.trainer
+checkpoints.py  last.npz and best.npz: NumPy archives, checksum-verified (no TensorFlow)
 
 This module imports neither TensorFlow nor Keras at import time (framework discovery and
 `import launcher` stay light); its methods do.
@@ -35,9 +36,9 @@ import numpy as np
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError, ConfigError, one_of
 from launcher.core.specs import NETWORK_TYPES, image_shape, parse_spec, sequence_shape
-from launcher.core.trainer import TrainerSettings, find_checkpoint
+from launcher.core.trainer import TrainerSettings, check_resumable, find_checkpoint
 from launcher.core.types import DataSchema, FrameworkStatus, History, Report, Splits
-from launcher.frameworks.keras import runtime
+from launcher.frameworks.keras import checkpoints, runtime
 
 WEIGHTS, NETWORK = "model.keras", "network.json"
 FORMAT = "launcher-keras/1"
@@ -139,14 +140,17 @@ class KerasAdapter(Adapter):
         return wanted
 
     def check(self, spec: Mapping[str, Any], schema: DataSchema, settings: TrainerSettings) -> None:
-        self._check_model(spec, schema)
+        parsed = self._check_model(spec, schema)
         settings.check_task(schema.task)
         accelerator = self.accelerator()
         if settings.precision == "16-mixed" and accelerator == "cpu":
             raise ConfigError("trainer.precision=16-mixed needs a GPU; on the CPU use trainer.precision=bf16-mixed "
                               "or 32")
-        if settings.resume_from:
-            find_checkpoint(settings.resume_from, "last.npz", "TensorFlow")
+        if settings.resume_from:  # the checkpoint must continue this very run
+            path = find_checkpoint(settings.resume_from, checkpoints.LAST, "TensorFlow")
+            doc, _, _ = checkpoints.read(path)
+            check_resumable(path, doc["launcher"], {**asdict(parsed), "api": network_api(spec, parsed)},
+                            schema.to_dict(), settings)
         # TensorFlow fixes these when it starts: applied now (fit applies them again, a no-op),
         # so what cannot be honoured is refused before training.
         device = self._configure(settings)
@@ -193,7 +197,7 @@ class KerasAdapter(Adapter):
             report: Report | None = None) -> History:
         device = self._configure(settings)
         self._check_precision(settings.precision, device)
-        resume = find_checkpoint(settings.resume_from, "last.npz", "TensorFlow") if settings.resume_from else None
+        resume = find_checkpoint(settings.resume_from, checkpoints.LAST, "TensorFlow") if settings.resume_from else None
         from launcher.frameworks.keras import loop
 
         with runtime.scope(device):

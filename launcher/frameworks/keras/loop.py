@@ -19,19 +19,15 @@ gradient (after clipping) for adam and sgd, decoupled for adamw; sgd's momentum 
 gradients, not steps, so a schedule scales the whole step as in PyTorch; `grad_clip` is the
 global norm (Keras' global_clipnorm); epsilon is PyTorch's 1e-8.
 
-A fit with a run directory keeps `checkpoints/last.npz` (every variable of the network, with
-batch-norm statistics and dropout seed states, and of the optimizer; schedule and history as
-JSON) and `checkpoints/best.npz` (the best epoch's variables): NumPy archives of numbers and one
-JSON string, read with allow_pickle=False, their sha256 recorded in checkpoints/checksums.json
-and verified before reading.
+A fit with a run directory keeps `checkpoints/last.npz` and `checkpoints/best.npz`
+(checkpoints.py); `trainer.resume_from` continues from last.npz with the same result as an
+uninterrupted run.
 
 Imports TensorFlow and Keras at the top: only the adapter imports this module, inside fit().
 """
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import sys
 from contextlib import ExitStack
 from dataclasses import asdict
@@ -40,22 +36,19 @@ from typing import Any
 
 import numpy as np
 
-from launcher.core.errors import ArtifactError, ConfigError
-from launcher.core.trainer import (CheckpointPolicy, EpochDisplay, EpochRecorder, LRSchedule, Stopwatch,
-                                   TrainerSettings, TrainingInterrupted, batch_order, check_resumable,
-                                   epoch_metrics)
+from launcher.core.errors import ConfigError
+from launcher.core.trainer import (EpochDisplay, EpochRecorder, LRSchedule, Stopwatch, TrainerSettings, batch_order,
+                                   check_resumable, epoch_metrics)
 from launcher.core.types import History, Report, Splits
+from launcher.frameworks.keras import checkpoints as ckpt
 from launcher.frameworks.keras import networks
 from launcher.frameworks.keras.runtime import import_tensorflow
-from launcher.io import verify, write_verified
 
 tf, keras = import_tensorflow()
 from keras import ops  # noqa: E402
 
 log = logging.getLogger("launcher")
 
-CHECKPOINT_FORMAT = "launcher-keras-checkpoint/1"
-LAST, BEST = "last.npz", "best.npz"
 VAL_CHUNK = 4096
 EPSILON = 1e-8  # PyTorch's Adam epsilon (Keras' default is 1e-7)
 
@@ -220,15 +213,15 @@ def fit(model: Any, data: Splits, s: TrainerSettings, device: str, *, workdir: P
     display = EpochDisplay(s.max_epochs, f"tensorflow {model.spec.type}", bar=False)
     recorder = EpochRecorder(s, report, display)
     spec = {**asdict(model.spec), "api": model.api}
-    checkpoints = Checkpoints(workdir, spec, model.schema, s) if workdir is not None else None
     log.info("tensorflow: %s %s on %s (%s API, precision %s)", model.spec.type, model.schema.task, device,
              model.api, s.precision)
     best: list[np.ndarray] | None = None
-    if resume is not None:
+    if resume is not None:  # before anything is written into this run's directory
         best = _restore(resume, spec, model.schema, net, optimizer, recorder, schedule, s)
         log.info("tensorflow: resuming from %s at epoch %d", resume, recorder.next_epoch)
-        if checkpoints is not None and best is not None:
-            checkpoints.keep_best(resume.parent / BEST)
+    checkpoints = ckpt.Checkpoints(workdir, spec, model.schema, s) if workdir is not None else None
+    if resume is not None and checkpoints is not None and best is not None:
+        checkpoints.keep_best(resume.parent / ckpt.BEST)
 
     X = np.ascontiguousarray(data.X_train, dtype=np.float32)
     y = np.asarray(data.y_train, dtype=np.float32 if regression else np.int64)
@@ -276,7 +269,7 @@ class Epochs:
     history, early stopping, checkpoints, the epoch line and the sweep's report."""
 
     def __init__(self, net: keras.Model, optimizer: Any, schedule: LRSchedule, recorder: EpochRecorder,
-                 checkpoints: "Checkpoints | None", validate: Any, rows: int, regression: bool, target_scale: float,
+                 checkpoints: "ckpt.Checkpoints | None", validate: Any, rows: int, regression: bool, target_scale: float,
                  best: list[np.ndarray] | None) -> None:
         self.net, self.optimizer, self.schedule, self.recorder = net, optimizer, schedule, recorder
         self.checkpoints, self.validate, self.rows = checkpoints, validate, rows
@@ -327,99 +320,6 @@ class Epochs:
         return self.recorder.end_epoch(row, on_recorded)
 
 
-# -- checkpoints ----------------------------------------------------------------------------------
-class Checkpoints:
-    """last.npz and best.npz under <run dir>/checkpoints.
-
-    Written beside the final name and renamed, so a kill mid-write leaves the previous file
-    intact (launcher.io.write_verified, which records the checksum). When the policy skips a
-    write, the epoch's state (already a copy) is kept and written by `flush` if the fit stops
-    before the next write; Ctrl-C then ends with TrainingInterrupted, naming the epoch saved.
-    """
-
-    def __init__(self, workdir: Path, spec: dict[str, Any], schema: Any, settings: TrainerSettings) -> None:
-        self.dir = Path(workdir) / "checkpoints"
-        self.last, self.best = self.dir / LAST, self.dir / BEST
-        self.meta = {"format": CHECKPOINT_FORMAT, "spec": spec, "schema": schema.to_dict(),
-                     "trainer": settings.fixed()}
-        self.policy = CheckpointPolicy()
-        self.written_epoch: int | None = None
-        self.pending: dict[str, Any] | None = None
-        self.pending_best: dict[str, Any] | None = None
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    def epoch_end(self, state: dict[str, Any], best: list[np.ndarray] | None, seconds: float, final: bool) -> None:
-        if best is not None:
-            self.pending_best = {"net": best, "epoch": state["recorder"]["best_epoch"]}
-        if self.policy.due(seconds, final):
-            clock = Stopwatch()
-            self._write(state)
-            self.policy.wrote(clock.seconds())
-        else:
-            self.pending = state
-
-    def flush(self) -> None:
-        if self.pending is not None:
-            self._write(self.pending)
-
-    def _write(self, state: dict[str, Any]) -> None:
-        _save(self.last, state["net"], state["optimizer"],
-              {"launcher": self.meta, "recorder": state["recorder"], "schedule": state["schedule"]})
-        self.written_epoch = int(state["recorder"]["epochs"][-1]["epoch"])
-        if self.pending_best is not None:
-            _save(self.best, self.pending_best["net"], [], {"launcher": self.meta, "epoch": self.pending_best["epoch"]})
-            self.pending_best = None
-        self.pending = None
-
-    def keep_best(self, source: Path) -> None:
-        """A resumed run whose best epoch came before the resume keeps that best.npz."""
-        if source.resolve() != self.best.resolve():
-            write_verified(self.best, lambda tmp: shutil.copyfile(source, tmp))
-
-    def __enter__(self) -> "Checkpoints":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            return
-        self.flush()
-        if issubclass(exc_type, KeyboardInterrupt) and self.written_epoch is not None:
-            raise TrainingInterrupted(self.written_epoch, self.last) from exc
-
-
-def _save(path: Path, net: list[np.ndarray], optimizer: list[np.ndarray], doc: dict[str, Any]) -> None:
-    arrays = {f"net/{i:05d}": a for i, a in enumerate(net)}
-    arrays.update({f"optimizer/{i:05d}": a for i, a in enumerate(optimizer)})
-    arrays["launcher.json"] = np.array(json.dumps(doc))
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    write_verified(path, write)
-
-
-def read_checkpoint(path: Path) -> tuple[dict[str, Any], list[np.ndarray], list[np.ndarray]]:
-    """(document, network arrays, optimizer arrays) of a checkpoint; numbers and JSON only."""
-    try:
-        verify(path, "checkpoint")
-    except ArtifactError as exc:
-        raise ConfigError(f"trainer.resume_from: {exc}") from None
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            doc = json.loads(str(archive["launcher.json"]))
-            net = [archive[k] for k in sorted(k for k in archive.files if k.startswith("net/"))]
-            opt = [archive[k] for k in sorted(k for k in archive.files if k.startswith("optimizer/"))]
-    except Exception as exc:  # not a zip, a missing member, pickled objects, bad JSON
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"trainer.resume_from={path} is not a readable checkpoint: {first}") from None
-    meta = doc.get("launcher") if isinstance(doc, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"trainer.resume_from={path} was not written by this version of launcher's "
-                          "TensorFlow adapter; start a new run")
-    return doc, net, opt
-
-
 def _assign(variables: list[Any], values: list[np.ndarray], path: Path, what: str) -> None:
     if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
         raise ConfigError(f"trainer.resume_from={path} holds {what} of another shape; resume with the model, "
@@ -431,16 +331,16 @@ def _assign(variables: list[Any], values: list[np.ndarray], path: Path, what: st
 def _restore(path: Path, spec: dict[str, Any], schema: Any, net: keras.Model, optimizer: Any,
              recorder: EpochRecorder, schedule: LRSchedule, s: TrainerSettings) -> list[np.ndarray] | None:
     """Continue from a checkpoint; returns the best variables when the best epoch came before it."""
-    doc, net_values, opt_values = read_checkpoint(path)
+    doc, net_values, opt_values = ckpt.read(path)
     check_resumable(path, doc["launcher"], spec, schema.to_dict(), s)
     _assign(net.variables, net_values, path, "a network")
     optimizer.build(net.trainable_variables)
     _assign(optimizer.variables, opt_values, path, "optimizer state")
     recorder.load_state_dict(doc["recorder"])
     schedule.load_state_dict(doc["schedule"])
-    best = path.parent / BEST
+    best = path.parent / ckpt.BEST
     if recorder.best_epoch is not None and best.is_file():
-        saved, values, _ = read_checkpoint(best)
+        saved, values, _ = ckpt.read(best)
         if saved.get("epoch") == recorder.best_epoch:
             return values
     return None
