@@ -202,12 +202,15 @@ def fit(model: Any, data: Splits, s: TrainerSettings, device: str, *, workdir: P
         report: Report | None, resume: Path | None) -> History:
     """Train model.net in place (built here when the model is new); returns the history."""
     regression = model.schema.task == "regression"
-    keras.utils.set_random_seed(s.seed)  # initial weights and dropout seeds
+    keras.utils.set_random_seed(s.seed % 2**32)  # initial weights and dropout seeds (NumPy takes 32 bits)
     net = networks.build_network(model.spec, model.schema, model.api, s.precision)
     if model.fitted:  # the Python API trains a fitted model further
         net.set_weights(model.net.get_weights())
     training = Training(net, regression)
     optimizer = make_optimizer(s)
+    # Built now, not at the first step: the train step is traced before that, and a loss-scale
+    # optimizer traced unbuilt would scale by its initial constant instead of its live scale.
+    optimizer.build(net.trainable_variables)
     training.compile(optimizer=optimizer)
     schedule = LRSchedule(s)
     display = EpochDisplay(s.max_epochs, f"tensorflow {model.spec.type}", bar=False)
@@ -334,7 +337,6 @@ def _restore(path: Path, spec: dict[str, Any], schema: Any, net: keras.Model, op
     doc, net_values, opt_values = ckpt.read(path)
     check_resumable(path, doc["launcher"], spec, schema.to_dict(), s)
     _assign(net.variables, net_values, path, "a network")
-    optimizer.build(net.trainable_variables)
     _assign(optimizer.variables, opt_values, path, "optimizer state")
     recorder.load_state_dict(doc["recorder"])
     schedule.load_state_dict(doc["schedule"])
