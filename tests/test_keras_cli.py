@@ -22,13 +22,16 @@ def test_pytorch_and_tensorflow_side_by_side_in_one_multirun(tmp_path, capsys):
     pytest.importorskip("torch")
     sweep = tmp_path / "sweep"
     proc = run(launcher_command(sweep, "framework=pytorch,tensorflow", "model=mlp", "data=digits", "device=cpu",
-                                "trainer.max_epochs=2", "trainer.num_threads=1"), tmp_path, timeout=240)
+                                "trainer.max_epochs=2", "trainer.num_threads=1", "trainer.refit=true"),
+               tmp_path, timeout=240)
     output = proc.stdout + proc.stderr
     assert not [n for n in NOISE if n in output], output[-3000:]  # TensorFlow's start-up log stays quiet
     torch_run, tf_run = sweep / "0", sweep / "1"
     record = json.loads((tf_run / "metrics.json").read_text())
     assert record["framework"] == "tensorflow" and record["device"] == "cpu" and record["epochs"] == 2
     assert 0.5 < record["test"]["accuracy"] <= 1.0
+    rows = record["rows"]  # the saved model: refit on every non-test row for the best epoch count
+    assert record["refit"] == {"rows": rows["train"] + rows["val"], "epochs": record["best_epoch"]}
     meta = json.loads((tf_run / "model" / "metadata.json").read_text())
     assert {"model.keras", "network.json", "preprocessing.json"} <= set(meta["checksums"])
     assert meta["training"]["api"] == "sequential" and meta["training"]["threads"] == 1

@@ -93,6 +93,7 @@ class KerasAdapter(Adapter):
     module = "tensorflow"
     packages = (_tensorflow_distribution(), "keras")
     model_types = NETWORK_TYPES
+    trains_in_epochs = True
 
     def __init__(self, device: Any = None, enabled: bool = True, gpu_support: bool = True,
                  memory_limit_mb: int | None = None, num_threads: int | None = None) -> None:
