@@ -5,10 +5,13 @@
     python -m launcher.runs root=/path/to/project    # another project (or any folder of runs)
     python -m launcher.runs json=true                # machine-readable
     python -m launcher.runs compare DIR1 DIR2 ...    # metrics and differing config keys side by side
+    python -m launcher.runs show 1                   # one entry in full (its number in the listing, or its path)
+    python -m launcher.runs clean keep_best=3        # model files of all but the 3 best runs removed
 
 A run is a directory with metrics.json (written by launcher.train). A sweep is a directory with
 optimization_results.yaml (the Optuna sweeper) or multirun.yaml (any Hydra multirun); its score is
-its best trial's. Only light imports here: the standard library and PyYAML.
+its best trial's. A robot experiment is a directory with robot.json. Only light imports here: the
+standard library and PyYAML.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ from launcher.core.errors import LauncherError
 from launcher.io import format_table
 
 SWEEP_MARKERS = ("optimization_results.yaml", "multirun.yaml")
+ROBOT = "robot.json"
+MODEL_FILES = ("model", "checkpoints")  # what `clean` removes from a run directory
 # Written into a run directory by python -m launcher when the run fails: error, type, overrides.
 FAILED = "failed.json"
 
@@ -45,8 +50,11 @@ class Entry:
     data: str | None = None
     trials: dict[str, int] = field(default_factory=dict)
     best_run: str | None = None
-    status: str = "ok"  # ok | failed
+    status: str = "ok"  # ok | failed; a robot experiment: done | running | interrupted | failed
     error: str | None = None
+    task: str | None = None  # robot experiments: the task, the requirement met, the time used
+    met: bool | None = None
+    seconds: float | None = None
 
     def score(self) -> float:
         """Higher is better whatever the direction; entries without a value sort last."""
@@ -77,6 +85,17 @@ def read_failed(directory: Path) -> Entry | None:
     return Entry(kind="run", path=str(directory), time=(directory / FAILED).stat().st_mtime,
                  model=_name(config.get("model")), framework=_name(config.get("framework")),
                  data=_name(config.get("data")), status="failed", error=str(failure.get("error")))
+
+
+def read_robot(directory: Path) -> Entry | None:
+    record = _json(directory / ROBOT)
+    if record is None:
+        return None
+    return Entry(kind="robot", path=str(directory), time=(directory / ROBOT).stat().st_mtime,
+                 objective=record.get("metric"), value=_number(record.get("best_score")),
+                 direction="minimize" if record.get("metric") in ("rmse", "mae", "log_loss") else "maximize",
+                 model=record.get("best_model"), data=None, status=str(record.get("status")),
+                 task=record.get("task"), met=record.get("met"), seconds=_number(record.get("seconds")))
 
 
 def read_sweep(directory: Path) -> Entry | None:
@@ -117,7 +136,12 @@ def scan(root: Path) -> list[Entry]:
         for directory, subdirs, files in os.walk(base):
             path = Path(directory)
             subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d != "model")
-            if any(m in files for m in SWEEP_MARKERS):
+            if ROBOT in files:
+                robot = read_robot(path)
+                if robot:
+                    entries.append(robot)
+                subdirs[:] = []  # its searches and final fits are its parts
+            elif any(m in files for m in SWEEP_MARKERS):
                 sweep = read_sweep(path)
                 if sweep:
                     entries.append(sweep)
@@ -140,15 +164,17 @@ def ordered(entries: Iterable[Entry], sort: str = "newest", metric: str | None =
 def listing_table(entries: Sequence[Entry], root: Path) -> str:
     if not entries:
         return f"no runs or sweeps under {root}"
-    header = ["when", "kind", "status", "objective", "value", "model", "framework", "data", "trials", "path"]
+    header = ["#", "when", "kind", "status", "objective", "value", "model", "framework", "data", "trials", "path"]
     rows = [header]
     failures = []
-    for e in entries:
+    for i, e in enumerate(entries, start=1):
         trials = " ".join(f"{k.lower()}={v}" for k, v in sorted(e.trials.items())) if e.trials else ""
+        if e.kind == "robot":
+            trials = {True: "met", False: "not met", None: "-"}[e.met] + (f", {e.seconds:.0f}s" if e.seconds else "")
         rows.append([
-            datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M"), e.kind, e.status, e.objective or "-",
-            _fmt(e.value), e.model or "-", e.framework or "-", e.data or "-", trials or "-",
-            _relative(e.path, root),
+            str(i), datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M"), e.kind, e.status, e.objective or "-",
+            _fmt(e.value), e.model or "-", e.framework or "-", _short_value(e.task) if e.task else e.data or "-",
+            trials or "-", _relative(e.path, root),
         ])
         if e.error:
             failures.append(f"{_relative(e.path, root)}: {e.error}")
@@ -193,9 +219,13 @@ def compare(directories: Sequence[Path]) -> str:
 OPTIONS = {"root": "the project folder whose outputs/ to read (default: here)",
            "sort": "newest (default) or best (each objective in its own direction)",
            "limit": "show at most this many entries", "metric": "only entries with this objective, e.g. val/accuracy",
-           "json": "true: print JSON instead of a table"}
-COMMANDS = {"list": "runs and sweeps, newest or best first (the default)",
-            "compare": "two or more run or sweep directories side by side"}
+           "json": "true: print JSON instead of a table",
+           "keep_best": "clean: how many of the best runs (per objective) keep their model files",
+           "dry_run": "clean: true: list what would be removed, remove nothing"}
+COMMANDS = {"list": "runs, sweeps and robot experiments, newest or best first (the default)",
+            "compare": "two or more run or sweep directories side by side",
+            "show": "one entry in full: its number in the listing (with the same sort) or its path",
+            "clean": "remove the model files (model/, checkpoints/) of all but the keep_best best runs"}
 USAGE = cli.usage_text("python -m launcher.runs [list|compare DIR DIR...] [key=value ...]", OPTIONS, COMMANDS)
 
 
@@ -206,18 +236,89 @@ def main(argv: Sequence[str]) -> int:
             raise LauncherError(f"compare needs two or more run or sweep directories\n{USAGE}")
         print(compare([Path(d) for d in args.operands]))
         return 0
-    if args.operands:
-        raise LauncherError(f"unexpected argument {args.operands[0]!r}\n{USAGE}")
     sort = args.get("sort", "newest")
     if sort not in ("newest", "best"):
         raise LauncherError(f"sort={sort!r} is unknown; expected newest or best")
     root = Path(args.get("root") or Path.cwd())
+    if args.command == "show":
+        if len(args.operands) != 1:
+            raise LauncherError(f"show needs one entry: its number in the listing or its path\n{USAGE}")
+        print(show(pick(args.operands[0], ordered(scan(root), sort, args.get("metric")), root), root))
+        return 0
+    if args.command == "clean":
+        keep = args.integer("keep_best")
+        if keep is None or keep < 0:
+            raise LauncherError(f"clean needs keep_best=<how many of the best runs keep their model files>\n{USAGE}")
+        print(clean(root, keep, dry_run=args.flag("dry_run")))
+        return 0
+    if args.operands:
+        raise LauncherError(f"unexpected argument {args.operands[0]!r}\n{USAGE}")
     entries = ordered(scan(root), sort, args.get("metric"))[: args.integer("limit")]
     if args.flag("json"):
         print(json.dumps([asdict(e) for e in entries], indent=2))
     else:
         print(listing_table(entries, root))
     return 0
+
+
+def pick(which: str, entries: Sequence[Entry], root: Path) -> Entry:
+    if which.isdigit():
+        if not 1 <= int(which) <= len(entries):
+            raise LauncherError(f"there is no entry {which}: the listing has {len(entries)}")
+        return entries[int(which) - 1]
+    path = Path(which)
+    path = path if path.is_absolute() else root / path
+    for reader in (read_robot, read_sweep, read_run):
+        entry = reader(path) if path.is_dir() else None
+        if entry is not None:
+            return entry
+    raise LauncherError(f"{which} is neither a number in the listing nor a run, sweep or robot directory")
+
+
+def show(entry: Entry, root: Path) -> str:
+    """One entry in full: a robot experiment's report, a sweep's results, a run's metrics."""
+    path = Path(entry.path)
+    head = f"{entry.kind} {_relative(entry.path, root)} ({entry.status})"
+    if entry.kind == "robot" and (path / "report.md").is_file():
+        return head + "\n\n" + (path / "report.md").read_text()
+    if entry.kind == "sweep":
+        results = _yaml(path / "optimization_results.yaml")
+        return head + "\n\n" + (yaml.safe_dump(results, sort_keys=False) if results else "(no results yet)")
+    if entry.status == "failed":
+        return head + f"\n\nerror: {entry.error}"
+    return head + "\n\n" + json.dumps(_json(path / "metrics.json"), indent=2)
+
+
+def clean(root: Path, keep: int, dry_run: bool = False) -> str:
+    """Remove model/ and checkpoints/ of every run but the `keep` best of each objective; the
+    records (metrics.json, logs, configs, results) stay, so the listing does not change."""
+    import shutil
+
+    runs: list[Entry] = []
+    for entry in scan(root):
+        if entry.kind == "run":
+            runs.append(entry)
+        elif entry.kind == "sweep":
+            runs += [r for r in (read_run(d) for d in _children(Path(entry.path))) if r is not None]
+    by_objective: dict[str | None, list[Entry]] = {}
+    for run in runs:
+        by_objective.setdefault(run.objective, []).append(run)
+    removed, kept = [], []
+    for group in by_objective.values():
+        group.sort(key=lambda e: (e.score(), e.time), reverse=True)
+        for i, run in enumerate(group):
+            targets = [Path(run.path) / name for name in MODEL_FILES if (Path(run.path) / name).exists()]
+            if i < keep:
+                kept.append(run)
+                continue
+            for target in targets:
+                removed.append(target)
+                if not dry_run:
+                    shutil.rmtree(target)
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} {len(removed)} model folder(s); kept the model files of {len(kept)} best run(s)"]
+    lines += [f"  {_relative(str(p), root)}" for p in removed]
+    return "\n".join(lines)
 
 
 # -- small helpers ---------------------------------------------------------------------------

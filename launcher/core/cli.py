@@ -64,11 +64,12 @@ def parse(argv: Sequence[str], options: Mapping[str, str], usage: str, required:
     args = Arguments()
     rest = list(argv)
     if commands:
-        if rest and "=" not in rest[0]:
-            word = rest.pop(0)
-            if word not in commands:
-                raise ConfigError(f"unknown command {word!r}; expected one of: {', '.join(commands)}\n{usage}")
-            args.command = word
+        words = [a for a in rest if "=" not in a]
+        if words:  # the first bare word is the command, wherever it stands
+            if words[0] not in commands:
+                raise ConfigError(f"unknown command {words[0]!r}; expected one of: {', '.join(commands)}\n{usage}")
+            args.command = words[0]
+            rest.remove(words[0])
         else:
             args.command = next(iter(commands))
     for arg in rest:

@@ -36,6 +36,14 @@ class StartValue(BaseModel):
     value: Value
 
 
+class StartPoint(BaseModel):
+    """Another point to try first (beside `start`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    values: list[StartValue] = Field(max_length=12)
+
+
 class Candidate(BaseModel):
     """One model family to search: a model option, the keys to tune, a starting point.
     (Lists of keyed items rather than maps: LLM structured output takes no free-form maps.)"""
@@ -45,6 +53,7 @@ class Candidate(BaseModel):
     model: str = Field(max_length=40)
     params: list[ParamRange] = Field(default_factory=list, max_length=12)
     start: list[StartValue] = Field(default_factory=list, max_length=12)
+    alternatives: list[StartPoint] = Field(default_factory=list, max_length=4)
     why: str = Field(default="", max_length=400)
 
     @property
@@ -54,6 +63,11 @@ class Candidate(BaseModel):
     @property
     def start_values(self) -> dict[str, Any]:
         return {s.key: s.value for s in self.start}
+
+    @property
+    def start_points(self) -> list[dict[str, Any]]:
+        """The points tried first: `start`, then the alternatives."""
+        return [self.start_values] + [{v.key: v.value for v in p.values} for p in self.alternatives]
 
 
 class Blueprint(BaseModel):

@@ -116,20 +116,28 @@ def search_yaml(bp: Blueprint, task: MLTask, planner: str, slug: str, timeout: f
 
     families = {c.model: search_lines(bp.framework, c) for c in bp.candidates}
     enqueue = []
-    for c in bp.candidates:
-        space = parse_search_space(families[c.model], [])
-        point: dict[str, Any] = {"model": c.model}
-        for key, value in c.start_values.items():
-            dist = space.distributions.get(key)
-            point[key] = encode_choice(value) if dist is not None and hasattr(dist, "choices") else value
-        enqueue.append(point)
+    # Starting points, one family after another: each family gets its first trial before any
+    # family gets its second, so the sampler sees every family before it chooses.
+    rounds = max(len(c.start_points) for c in bp.candidates)
+    for i in range(rounds):
+        for c in bp.candidates:
+            if i >= len(c.start_points):
+                continue
+            space = parse_search_space(families[c.model], [])
+            point: dict[str, Any] = {"model": c.model}
+            for key, value in c.start_points[i].items():
+                dist = space.distributions.get(key)
+                point[key] = encode_choice(value) if dist is not None and hasattr(dist, "choices") else value
+            enqueue.append(point)
     sweeper: dict[str, Any] = {
         "direction": DIRECTION[bp.metric],
         "n_trials": bp.n_trials,
         "study_name": f"robot_{slug}",
         "max_failure_rate": 0.5,
+        # TPE samples at random until it has seen the starting points and one random trial per
+        # family more; then it models the space.
         "sampler": {"seed": seed, "multivariate": True, "group": True,
-                    "n_startup_trials": max(len(bp.candidates), min(10, bp.n_trials // 3))},
+                    "n_startup_trials": len(enqueue) + len(bp.candidates)},
         "custom_search_space": SEARCH_FUNCTION,
         "enqueue_trials": enqueue,
     }

@@ -35,6 +35,9 @@ class EnsemblePlan:
     chosen: bool  # better than the best single trial by more than MARGIN
 
     def describe(self, metric: str) -> str:
+        if len(self.members) == 1:
+            return (f"no ensemble of the best trials scores better out of fold than the best single trial "
+                    f"({metric} {self.single:.4f})")
         names = ", ".join(f"{t.model} #{t.number} x{w:.2f}" for t, w in self.members)
         verdict = "chosen" if self.chosen else f"not chosen (needs +{MARGIN} over the best single trial)"
         return (f"ensemble of {len(self.members)} ({names}): out-of-fold {metric} {self.score:.4f} against "
@@ -47,7 +50,7 @@ def choose(leaderboard: Leaderboard, task: str) -> EnsemblePlan | None:
     pool: list[tuple[Trial, np.ndarray]] = []
     index = y = None
     seen: set[str] = set()
-    for trial in leaderboard.finished:
+    for trial in _diverse(leaderboard.finished):
         key = repr(sorted(trial.params.items()))
         if key in seen:
             continue
@@ -91,6 +94,17 @@ def choose(leaderboard: Leaderboard, task: str) -> EnsemblePlan | None:
     members = [(pool[i][0], w) for i, w in weights.items()]
     sign = 1 if maximize else -1
     return EnsemblePlan(members, sign * best, sign * single, len(members) > 1 and best - single > MARGIN)
+
+
+def _diverse(trials: list[Trial], per_family: int = 2) -> list[Trial]:
+    """The best trials of each model family first (an ensemble gains from different models),
+    then the rest in order."""
+    counts: dict[str | None, int] = {}
+    first, rest = [], []
+    for t in trials:
+        counts[t.model] = counts.get(t.model, 0) + 1
+        (first if counts[t.model] <= per_family else rest).append(t)
+    return first + rest
 
 
 def _load(trial: Trial) -> dict[str, Any] | None:

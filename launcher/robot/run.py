@@ -325,7 +325,9 @@ def final_fits(members: list[tuple[Trial, float]], exp: Path, cores: int, clock:
         out = exp / "final" / str(i)
         if out.exists():
             shutil.rmtree(out)
-        overrides = [o for o in trial.overrides() if not o.startswith(("save_model=", "plots=", "trainer.num_threads"))]
+        again = ("save_model=", "plots=", "trainer.num_threads=", "trainer.refit=", "trainer.cv_folds=",
+                 "data.test_size=", "data.val_size=")  # set below, for the final fit
+        overrides = [o for o in trial.overrides() if not o.startswith(again)]
         command = [sys.executable, "-m", "launcher", *overrides, "trainer.refit=true", "trainer.cv_folds=null",
                    "data.test_size=0", "data.val_size=0", "save_model=true", "plots=false",
                    f"trainer.num_threads={max(1, cores // len(members))}", f"hydra.run.dir={out}"]

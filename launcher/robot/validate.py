@@ -77,7 +77,8 @@ def registry_reasons(bp: Blueprint, task: MLTask) -> list[str]:
             reasons.append(f"{where}: framework {bp.framework} cannot build it")
             continue
         keys = tunable(bp.framework, c.model)
-        if len(c.ranges) != len(c.params) or len(c.start_values) != len(c.start):
+        if len(c.ranges) != len(c.params) or len(c.start_values) != len(c.start) or any(
+                len({v.key for v in p.values}) != len(p.values) for p in c.alternatives):
             reasons.append(f"{where}: a key is listed twice")
         for key, rng in c.ranges.items():
             bound = keys.get(key)
@@ -85,14 +86,15 @@ def registry_reasons(bp: Blueprint, task: MLTask) -> list[str]:
                 reasons.append(f"{where}: {key!r} is not a key this model may tune (allowed: {', '.join(keys) or 'none'})")
                 continue
             reasons += [f"{where}: {key} {r}" for r in _range_reasons(rng, bound)]
-        for key, value in c.start_values.items():
-            bound = keys.get(key)
-            if bound is None:
-                reasons.append(f"{where}: start value for unknown key {key!r}")
-            elif not bound.contains(value):
-                reasons.append(f"{where}: start {key}={value!r} is outside {_describe(bound)}")
-            elif key in c.ranges and not _in_range(value, c.ranges[key], bound):
-                reasons.append(f"{where}: start {key}={value!r} is outside the searched range")
+        for point in c.start_points:
+            for key, value in point.items():
+                bound = keys.get(key)
+                if bound is None:
+                    reasons.append(f"{where}: start value for unknown key {key!r}")
+                elif not bound.contains(value):
+                    reasons.append(f"{where}: start {key}={value!r} is outside {_describe(bound)}")
+                elif key in c.ranges and not _in_range(value, c.ranges[key], bound):
+                    reasons.append(f"{where}: start {key}={value!r} is outside the searched range")
     return reasons
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from launcher.robot.blueprint import Blueprint, Candidate, ParamRange, StartValue
+from launcher.robot.blueprint import Blueprint, Candidate, ParamRange, StartPoint, StartValue
 from launcher.robot.profile import DatasetProfile
 from launcher.robot.task import MLTask
 
@@ -25,9 +25,12 @@ def _range(low: float | None = None, high: float | None = None, log: bool | None
     return ParamRange(key="", low=low, high=high, log=log, choices=choices)
 
 
-def candidate(model: str, params: dict[str, ParamRange], start: dict[str, Any], why: str) -> Candidate:
+def candidate(model: str, params: dict[str, ParamRange], start: dict[str, Any], why: str,
+              alternatives: list[dict[str, Any]] = ()) -> Candidate:
     return Candidate(model=model, params=[r.model_copy(update={"key": k}) for k, r in params.items()],
-                     start=[StartValue(key=k, value=v) for k, v in start.items()], why=why)
+                     start=[StartValue(key=k, value=v) for k, v in start.items()], why=why,
+                     alternatives=[StartPoint(values=[StartValue(key=k, value=v) for k, v in a.items()])
+                                   for a in alternatives])
 
 
 def linear(task: str) -> Candidate:
@@ -35,8 +38,8 @@ def linear(task: str) -> Candidate:
     # Friedman, The Elements of Statistical Learning, ch. 3-4); the regularisation strength is
     # searched on a log scale over six decades.
     key = "model.estimator.alpha" if task == "regression" else "model.estimator.C"
-    start = 1.0
-    return candidate(model="logistic_regression", params={key: _range(1e-3, 1e3, True)}, start={key: start},
+    return candidate(model="logistic_regression", params={key: _range(1e-3, 1e3, True)}, start={key: 1.0},
+                     alternatives=[{key: 0.1}, {key: 10.0}],
                      why="a regularised linear model: strong and fast on small tabular data")
 
 
@@ -56,6 +59,14 @@ def boosting(profile: DatasetProfile) -> Candidate:
         start={"model.estimator.learning_rate": 0.1, "model.estimator.max_iter": 100,
                "model.estimator.max_leaf_nodes": 31, "model.estimator.min_samples_leaf": 20 if not small else 10,
                "model.estimator.l2_regularization": 1e-6},
+        # Slower learning with smaller trees, the direction LightGBM's guide gives for small or
+        # noisy data ("use small num_leaves", "use small learning_rate with large num_iterations").
+        alternatives=[{"model.estimator.learning_rate": 0.05, "model.estimator.max_iter": 300,
+                       "model.estimator.max_leaf_nodes": 8, "model.estimator.min_samples_leaf": 20,
+                       "model.estimator.l2_regularization": 1e-6},
+                      {"model.estimator.learning_rate": 0.03, "model.estimator.max_iter": 500,
+                       "model.estimator.max_leaf_nodes": 4, "model.estimator.min_samples_leaf": 40,
+                       "model.estimator.l2_regularization": 1.0}],
         why="histogram gradient boosting: the strongest general tabular learner in scikit-learn")
 
 
@@ -70,6 +81,8 @@ def forest(profile: DatasetProfile) -> Candidate:
                 "model.estimator.max_features": _range(choices=["sqrt", 0.33, 0.5, 1.0])},
         start={"model.estimator.n_estimators": 200, "model.estimator.min_samples_leaf": 1,
                "model.estimator.max_features": "sqrt"},
+        alternatives=[{"model.estimator.n_estimators": 300, "model.estimator.min_samples_leaf": 5,
+                       "model.estimator.max_features": 0.5}],
         why="a random forest: robust with little tuning, good on small and wide tables")
 
 
