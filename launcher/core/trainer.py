@@ -7,6 +7,8 @@ What is the same whatever the framework lives here, once:
     LRSchedule       the learning rate of each epoch (cosine, step, plateau, warm-up)
     batch_order      the shuffled batches of an epoch, a pure function of (seed, epoch), so a
                      resumed run sees what an uninterrupted one does, in every framework
+    epoch_metrics    an epoch's losses and validation metrics from its sums (RMSE in the
+                     target's units), so every framework reports the same numbers by name
     EpochRecorder    the per-epoch record: history, best epoch, early stopping, the epoch
                      line and progress bar, the sweep's pruning report; its state goes into
                      every checkpoint so a resume continues it
@@ -245,6 +247,26 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int, shuffle: bool = 
 def epoch_seed(seed: int, epoch: int) -> int:
     """A seed for the randomness inside epoch `epoch` (dropout): resumable, unlike a running RNG."""
     return int(np.random.SeedSequence([seed, epoch, 1_000_003]).generate_state(1)[0])
+
+
+def epoch_metrics(sums: Mapping[str, float], regression: bool, target_scale: float) -> dict[str, float]:
+    """An epoch's train loss and validation metrics from its sums (reduced over processes):
+    train_loss, train_n, val_n, val_loss (sums of per-row losses), val_correct (classification),
+    val_sse, val_sum_y, val_sum_y2 (regression). RMSE is in the target's units: the data layer
+    standardised y, target_scale undoes it."""
+    row: dict[str, float] = {}
+    if sums.get("train_n"):
+        row["train_loss"] = sums["train_loss"] / sums["train_n"]
+    n = sums.get("val_n", 0.0)
+    if n:
+        row["val_loss"] = sums["val_loss"] / n
+        if regression:
+            sst = sums["val_sum_y2"] - sums["val_sum_y"] ** 2 / n
+            row["val_r2"] = 1.0 - sums["val_sse"] / sst if sst > 0 else float("nan")
+            row["val_rmse"] = (sums["val_sse"] / n) ** 0.5 * target_scale
+        else:
+            row["val_accuracy"] = sums["val_correct"] / n
+    return row
 
 
 # -- the per-epoch record --------------------------------------------------------------------

@@ -30,7 +30,7 @@ from lightning.fabric import Fabric
 from torch import nn
 
 from launcher.core.trainer import (CheckpointPolicy, EpochDisplay, EpochRecorder, LRSchedule, Stopwatch,
-                                   TrainerSettings, batch_order, check_resumable, epoch_seed)
+                                   TrainerSettings, batch_order, check_resumable, epoch_metrics, epoch_seed)
 from launcher.core.types import History, Report, Splits
 from launcher.frameworks.torch.networks import build_network
 from launcher.io import atomic_path
@@ -134,8 +134,8 @@ def fit(model: Any, data: Splits, s: TrainerSettings, placement: tuple[str, Any,
                     **_validate(net, Xv[val_rows], yv[val_rows], regression)}
             if world > 1:
                 sums = fabric.all_reduce(sums, reduce_op="sum")
-            row = {"epoch": epoch, **_epoch_metrics({k: float(v) for k, v in sums.items()}, regression,
-                                                    data.target_scale), "lr": lr, "seconds": clock.seconds()}
+            row = {"epoch": epoch, **epoch_metrics({k: float(v) for k, v in sums.items()}, regression,
+                                                   data.target_scale), "lr": lr, "seconds": clock.seconds()}
             schedule.observe(row.get("val_loss"))
 
             def on_recorded(improved: bool, final: bool, row: dict = row) -> None:
@@ -204,24 +204,6 @@ def _validate(net: nn.Module, X: torch.Tensor, y: torch.Tensor, regression: bool
         else:
             add("val_correct", (pred.argmax(-1) == yb).sum().float())
     return out
-
-
-def _epoch_metrics(s: dict[str, float], regression: bool, target_scale: float) -> dict[str, float]:
-    """This epoch's train loss and validation metrics from the (reduced) sums. RMSE is in the
-    target's units: the data layer standardised y, target_scale undoes it."""
-    row: dict[str, float] = {}
-    if s.get("train_n"):
-        row["train_loss"] = s["train_loss"] / s["train_n"]
-    n = s.get("val_n", 0.0)
-    if n:
-        row["val_loss"] = s["val_loss"] / n
-        if regression:
-            sst = s["val_sum_y2"] - s["val_sum_y"] ** 2 / n
-            row["val_r2"] = 1.0 - s["val_sse"] / sst if sst > 0 else float("nan")
-            row["val_rmse"] = (s["val_sse"] / n) ** 0.5 * target_scale
-        else:
-            row["val_accuracy"] = s["val_correct"] / n
-    return row
 
 
 class Checkpoints:
