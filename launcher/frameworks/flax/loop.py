@@ -1,13 +1,16 @@
-"""The JAX training loop: a whole epoch compiled with jax.jit, Optax for the updates.
+"""The JAX training loop: jit-compiled epochs, Optax for the updates.
 
 The network is an NNX module; the loop works on its pure state (`nnx.split` into a GraphDef,
 the parameters and the batch statistics) and merges it back inside the compiled functions, the
-functional form the Flax guide recommends where speed matters. Two programs are compiled per fit,
-once each:
+functional form the Flax guide recommends where speed matters. The compiled programs, each
+compiled once per fit:
 
     train_epoch  every step of an epoch in one `lax.scan`: gather the batch, forward with
-                 dropout, loss, gradients, Optax update (one dispatch and one host sync per epoch)
-    evaluate     the validation sums (loss, accuracy or squared errors) in fixed-size chunks
+                 dropout, loss, gradients, Optax update (one dispatch per epoch)
+    train_step   the same step as a program of its own, called per batch: for convolutions on
+                 a CPU, which XLA runs far slower inside a loop (`stepwise`)
+    evaluate     the validation sums (loss, accuracy or squared errors) of a chunk of rows
+One host sync per epoch, for its metrics.
 
 Fixed shapes, so no epoch recompiles: the batches are core.trainer.batch_order's (the same
 rows, in the same order, as the PyTorch loop), padded to one width with a mask. Padded rows
@@ -141,57 +144,74 @@ def init_optimizer(plan: Plan, params: Any) -> Any:
     return plan.optimizer_transform().init(params)
 
 
+def _train_step(plan: Plan, carry: tuple, X: jax.Array, y: jax.Array, index: jax.Array, m: jax.Array,
+                epoch_key: jax.Array, i: jax.Array) -> tuple:
+    """One batch: rows X[index] (padded; `m` marks the real ones), dropout key folded with step i."""
+    params, stats, opt_state, total = carry
+    xb, yb = X[index], y[index]
+    real = m.sum()
+
+    def loss_fn(p):
+        # copy=True: new Variables at this trace level, which the batch norms may update
+        net = nnx.merge(plan.graphdef, p, stats, copy=True)
+        out = net(xb, train=True, rngs=nnx.Rngs(dropout=jax.random.fold_in(epoch_key, i)), mask=m > 0)
+        loss = (per_row_loss(out, yb, plan.regression) * m).sum() / real
+        return loss, nnx.state(net, nnx.BatchStat)
+
+    (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = plan.optimizer_transform().update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), new_stats, opt_state, total + loss * real
+
+
 @partial(jax.jit, static_argnames=("plan",))
-def train_epoch(plan: Plan, params: Any, stats: Any, opt_state: Any, X: jax.Array, y: jax.Array,
-                rows: jax.Array, mask: jax.Array, root: jax.Array, epoch: jax.Array):
-    """One epoch: every batch `rows[i]` (row indices, padded; `mask[i]` marks the real ones).
-    Returns the new params, batch statistics, optimizer state and the summed training loss."""
-    tx = plan.optimizer_transform()
+def train_epoch(plan: Plan, carry: tuple, X: jax.Array, y: jax.Array, rows: jax.Array, mask: jax.Array,
+                root: jax.Array, epoch: jax.Array) -> tuple:
+    """Every batch of an epoch, `rows[i]` and `mask[i]`, in one program: carry is (params, batch
+    statistics, optimizer state, summed training loss)."""
     epoch_key = jax.random.fold_in(root, epoch)
 
     def step(carry, batch):
-        params, stats, opt_state, total = carry
         i, index, m = batch
-        xb, yb = X[index], y[index]
-        real = m.sum()
+        return _train_step(plan, carry, X, y, index, m, epoch_key, i), None
 
-        def loss_fn(p):
-            # copy=True: new Variables at this trace level, which the batch norms may update
-            net = nnx.merge(plan.graphdef, p, stats, copy=True)
-            out = net(xb, train=True, rngs=nnx.Rngs(dropout=jax.random.fold_in(epoch_key, i)),
-                      mask=m > 0)
-            loss = (per_row_loss(out, yb, plan.regression) * m).sum() / real
-            return loss, nnx.state(net, nnx.BatchStat)
-
-        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, new_stats, opt_state, total + loss * real), None
-
-    steps = jnp.arange(rows.shape[0])
-    (params, stats, opt_state, total), _ = jax.lax.scan(
-        step, (params, stats, opt_state, jnp.zeros((), jnp.float32)), (steps, rows, mask))
-    return params, stats, opt_state, total
+    carry, _ = jax.lax.scan(step, carry, (jnp.arange(rows.shape[0]), rows, mask))
+    return carry
 
 
 @partial(jax.jit, static_argnames=("plan",))
-def evaluate(plan: Plan, params: Any, stats: Any, X: jax.Array, y: jax.Array, mask: jax.Array) -> dict:
-    """Validation sums over chunks X (chunks, rows, features) with their masks, in eval mode."""
+def train_step(plan: Plan, carry: tuple, X: jax.Array, y: jax.Array, index: jax.Array, m: jax.Array,
+               root: jax.Array, epoch: jax.Array, i: jax.Array) -> tuple:
+    """One batch as its own program (convolutions on a CPU: see stepwise)."""
+    return _train_step(plan, carry, X, y, index, m, jax.random.fold_in(root, epoch), i)
 
-    def chunk(sums, part):
-        xb, yb, m = part
-        net = nnx.merge(plan.graphdef, params, stats, copy=True)
-        out = net(xb).astype(jnp.float32)
-        add = {"val_n": m.sum(), "val_loss": (per_row_loss(out, yb, plan.regression) * m).sum()}
-        if plan.regression:
-            add.update(val_sse=(((out[:, 0] - yb) ** 2) * m).sum(), val_sum_y=(yb * m).sum(),
-                       val_sum_y2=(yb ** 2 * m).sum())
-        else:
-            add["val_correct"] = ((out.argmax(-1) == yb) * m).sum()
-        return {k: sums[k] + v for k, v in add.items()}, None
 
-    names = ("val_n", "val_loss", *(("val_sse", "val_sum_y", "val_sum_y2") if plan.regression else ("val_correct",)))
-    sums, _ = jax.lax.scan(chunk, {k: jnp.zeros((), jnp.float32) for k in names}, (X, y, mask))
+def stepwise(model: Any, device: Any) -> bool:
+    """Whether an epoch runs as a program per batch rather than one program. XLA's CPU backend runs
+    convolutions inside a loop (the epoch's lax.scan) some twenty times slower than the same
+    convolutions in a program of their own (benchmarks/jax_epoch.py: a digits CNN epoch ~1.2 s
+    against ~90 ms), so a CNN on a CPU takes one dispatch per batch instead; everything else, and
+    every network on a GPU, one per epoch."""
+    return device.platform == "cpu" and model.spec.type == "cnn"
+
+
+@partial(jax.jit, static_argnames=("plan",))
+def evaluate(plan: Plan, params: Any, stats: Any, sums: dict, X: jax.Array, y: jax.Array, m: jax.Array) -> dict:
+    """`sums` plus the validation sums of one chunk of rows X (padded; `m` marks the real ones),
+    in eval mode. A program per chunk (no loop inside, for the reason in `stepwise`)."""
+    net = nnx.merge(plan.graphdef, params, stats, copy=True)
+    out = net(X).astype(jnp.float32)
+    add = {"val_n": m.sum(), "val_loss": (per_row_loss(out, y, plan.regression) * m).sum()}
+    if plan.regression:
+        add.update(val_sse=(((out[:, 0] - y) ** 2) * m).sum(), val_sum_y=(y * m).sum(), val_sum_y2=(y ** 2 * m).sum())
+    else:
+        add["val_correct"] = ((out.argmax(-1) == y) * m).sum()
+    return {k: sums[k] + v for k, v in add.items()}
+
+
+def validation_sums(plan: Plan, params: Any, stats: Any, chunks: list[tuple], zeros: dict) -> dict:
+    sums = zeros
+    for X, y, m in chunks:
+        sums = evaluate(plan, params, stats, sums, X, y, m)
     return sums
 
 
@@ -213,15 +233,18 @@ def padded_batches(batches: list[np.ndarray], width: int) -> tuple[np.ndarray, n
     return rows, mask
 
 
-def chunked(X: np.ndarray, y: np.ndarray, chunk: int = VAL_CHUNK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """X, y and a mask as (chunks, rows, ...), the last chunk padded."""
+def chunked(X: np.ndarray, y: np.ndarray, device: Any, chunk: int = VAL_CHUNK) -> list[tuple]:
+    """[(X, y, mask)] on the device in chunks of one size, the last padded (mask 0)."""
     size = min(chunk, max(len(X), 1))
-    chunks = -(-len(X) // size)
-    pad = chunks * size - len(X)
-    mask = np.concatenate([np.ones(len(X), np.float32), np.zeros(pad, np.float32)])
-    X = np.concatenate([X, np.zeros((pad, *X.shape[1:]), X.dtype)])
-    y = np.concatenate([y, np.zeros(pad, y.dtype)])
-    return X.reshape(chunks, size, *X.shape[1:]), y.reshape(chunks, size), mask.reshape(chunks, size)
+    out = []
+    for start in range(0, len(X), size):
+        xb, yb = X[start:start + size], y[start:start + size]
+        pad = size - len(xb)
+        mask = np.concatenate([np.ones(len(xb), np.float32), np.zeros(pad, np.float32)])
+        xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
+        yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+        out.append(jax.device_put((xb, yb, mask), device))
+    return out
 
 
 def split_model(net: nnx.Module) -> tuple[Any, Any, Any]:
@@ -278,11 +301,13 @@ def fit(model: Any, data: Splits, s: TrainerSettings, device: Any, *, workdir: P
 
     X = jax.device_put(np.ascontiguousarray(data.X_train, dtype=np.float32), device)
     y = jax.device_put(np.asarray(data.y_train, dtype=np.float32 if regression else np.int32), device)
-    Xv, yv, vmask = chunked(np.ascontiguousarray(data.X_val, dtype=np.float32),
-                            np.asarray(data.y_val, dtype=np.float32 if regression else np.int32))
-    Xv, yv, vmask = jax.device_put((Xv, yv, vmask), device)
+    val = chunked(np.ascontiguousarray(data.X_val, dtype=np.float32),
+                  np.asarray(data.y_val, dtype=np.float32 if regression else np.int32), device)
+    names = ("val_n", "val_loss", *(("val_sse", "val_sum_y", "val_sum_y2") if regression else ("val_correct",)))
+    zeros = {k: jax.device_put(np.float32(0), device) for k in names}
     n = len(data.X_train)
     width = max(len(b) for b in batch_order(n, s.batch_size, s.seed, 1, shuffle=False))
+    per_batch = stepwise(model, device)
 
     with ExitStack() as stack:
         stack.enter_context(display)
@@ -294,11 +319,14 @@ def fit(model: Any, data: Splits, s: TrainerSettings, device: Any, *, workdir: P
             lr = schedule.lr(epoch)
             opt_state = with_learning_rate(opt_state, lr, device)
             rows, mask = padded_batches(batch_order(n, s.batch_size, s.seed, epoch), width)
-            params, stats, opt_state, loss_sum = train_epoch(plan, params, stats, opt_state, X, y, rows, mask,
-                                                             root, np.int32(epoch))
-            sums = {"train_loss": loss_sum, "train_n": float(n)}
-            if len(data.X_val):
-                sums.update(evaluate(plan, params, stats, Xv, yv, vmask))
+            carry = (params, stats, opt_state, zeros["val_n"])  # a float32 zero on the device
+            if per_batch:
+                for i in range(len(rows)):
+                    carry = train_step(plan, carry, X, y, rows[i], mask[i], root, np.int32(epoch), np.int32(i))
+            else:
+                carry = train_epoch(plan, carry, X, y, rows, mask, root, np.int32(epoch))
+            params, stats, opt_state, loss_sum = carry
+            sums = {"train_loss": loss_sum, "train_n": float(n), **validation_sums(plan, params, stats, val, zeros)}
             sums = {k: float(v) for k, v in jax.device_get(sums).items()}  # the epoch's one host sync
             row = {"epoch": epoch, **epoch_metrics(sums, regression, data.target_scale), "lr": lr,
                    "seconds": clock.seconds()}
