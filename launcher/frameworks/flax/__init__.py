@@ -82,6 +82,9 @@ class FlaxAdapter(Adapter):
         import jax
         from jax._src import xla_bridge  # backends_are_initialized: no public equivalent
 
+        bridge = logging.getLogger("jax._src.xla_bridge")
+        if bridge.level == logging.NOTSET:  # its INFO lines (no TPU library here...) are not news in a run log
+            bridge.setLevel(logging.WARNING)
         wanted = "true" if self.preallocate else "false"
         if self.compilation_cache and jax.config.jax_compilation_cache_dir != self.compilation_cache:
             # JAX's persistent cache: a program compiled once (here, or by another process) loads from
