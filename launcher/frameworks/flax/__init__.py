@@ -29,6 +29,7 @@ import numpy as np
 
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError, ConfigError
+from launcher.core.paths import original_cwd
 from launcher.core.specs import NETWORK_TYPES, image_shape, parse_spec, sequence_shape
 from launcher.core.trainer import TrainerSettings, find_checkpoint
 from launcher.core.types import DataSchema, History, Report, Splits
@@ -86,11 +87,13 @@ class FlaxAdapter(Adapter):
         if bridge.level == logging.NOTSET:  # its INFO lines (no TPU library here...) are not news in a run log
             bridge.setLevel(logging.WARNING)
         wanted = "true" if self.preallocate else "false"
-        if self.compilation_cache and jax.config.jax_compilation_cache_dir != self.compilation_cache:
+        if self.compilation_cache:
             # JAX's persistent cache: a program compiled once (here, or by another process) loads from
             # disk. It applies if set before this process's first compilation.
-            jax.config.update("jax_compilation_cache_dir", self.compilation_cache)
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+            cache = str(original_cwd() / self.compilation_cache)  # relative: to where the command ran
+            if jax.config.jax_compilation_cache_dir != cache:
+                jax.config.update("jax_compilation_cache_dir", cache)
+                jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
         if not xla_bridge.backends_are_initialized():
             os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = wanted
             if self._wanted() == "cpu" and not os.environ.get("JAX_PLATFORMS") and not jax.config.jax_platforms:
