@@ -12,8 +12,9 @@
 A framework object takes the framework config as a dict: the keys of conf/framework/<name>.yaml
 (`pytorch: {enabled, device, num_threads, backend_mkl}`,
 `tensorflow: {enabled, device, gpu_support, memory_limit_mb, num_threads}`, `sklearn` (alias
-`scikit_learn`): `{enabled, n_jobs}`, `jax: {enabled}`); an unknown key is a ConfigError.
-Everything else (validation, training, metrics, artifacts) is the code `python -m launcher` runs.
+`scikit_learn`): `{enabled, n_jobs}`, `jax: {enabled, device, preallocate, compilation_cache}`);
+an unknown key is a ConfigError. Everything else (validation, training, metrics, artifacts) is
+the code `python -m launcher` runs.
 """
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def test_shipped_experiments_apply_their_overrides_and_the_command_line_wins():
     assert cfg.data.path == "my.csv" and cfg.trainer.cv_folds == 5
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.n_trials == 20
     cfg = _compose("+experiment=compare_frameworks", hydra_cfg=True)
-    assert cfg.hydra.sweeper.params.framework == "sklearn,pytorch"
+    assert cfg.hydra.sweeper.params.framework == "sklearn,pytorch,tensorflow,jax"
 
 
 USER_MODEL = """\
