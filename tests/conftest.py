@@ -34,6 +34,7 @@ def make_cfg(tmp_path, monkeypatch):
 
     yield _compose
     GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None  # the next test is not inside this run
 
 
 @pytest.fixture
