@@ -1,7 +1,9 @@
-"""A Hydra-configured training launcher for scikit-learn and PyTorch.
+"""A Hydra-configured training launcher for scikit-learn, PyTorch (Lightning Fabric),
+TensorFlow/Keras and JAX (Flax, Optax), with a robot maker that plans and runs experiments.
 
 `import launcher` stays light: frameworks load only when a run needs them, and the names below
-are resolved on first use. The Python API is launcher.api; `python -m launcher` trains.
+are resolved on first use. The Python API is launcher.api and launcher.robot;
+`python -m launcher` trains, `python -m launcher.robot` plans and runs a task.
 """
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ _LAZY = {
     "Splits": "launcher.core.types",
     "History": "launcher.core.types",
     "LauncherError": "launcher.core.errors",
+    "MLRobotMaker": "launcher.robot.maker",
+    "RobotMaker": "launcher.robot.maker",
+    "MLTask": "launcher.robot.task",
+    "MLModelBlueprint": "launcher.robot.blueprint",
+    "MLExperiment": "launcher.robot.run",
 }
 
 __all__ = sorted(_LAZY)

@@ -95,7 +95,8 @@ def read_robot(directory: Path) -> Entry | None:
                  objective=record.get("metric"), value=_number(record.get("best_score")),
                  direction="minimize" if record.get("metric") in ("rmse", "mae", "log_loss") else "maximize",
                  model=record.get("best_model"), data=None, status=str(record.get("status")),
-                 task=record.get("task"), met=record.get("met"), seconds=_number(record.get("seconds")))
+                 task=record.get("task"), met=record.get("met"), seconds=_number(record.get("seconds")),
+                 error=(record.get("state") or {}).get("error"))
 
 
 def read_sweep(directory: Path) -> Entry | None:
@@ -225,8 +226,10 @@ OPTIONS = {"root": "the project folder whose outputs/ to read (default: here)",
 COMMANDS = {"list": "runs, sweeps and robot experiments, newest or best first (the default)",
             "compare": "two or more run or sweep directories side by side",
             "show": "one entry in full: its number in the listing (with the same sort) or its path",
-            "clean": "remove the model files (model/, checkpoints/) of all but the keep_best best runs"}
-USAGE = cli.usage_text("python -m launcher.runs [list|compare DIR DIR...] [key=value ...]", OPTIONS, COMMANDS)
+            "clean": "remove the model files (model/, checkpoints/) of all but the keep_best best runs and "
+                     "robot experiments (per objective); the records stay"}
+USAGE = cli.usage_text("python -m launcher.runs [list|show N|compare DIR DIR...|clean keep_best=N] [key=value ...]\n"
+                       "(--key value and --key=value work too: clean --keep-best 2 --dry-run)", OPTIONS, COMMANDS)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -290,13 +293,14 @@ def show(entry: Entry, root: Path) -> str:
 
 
 def clean(root: Path, keep: int, dry_run: bool = False) -> str:
-    """Remove model/ and checkpoints/ of every run but the `keep` best of each objective; the
-    records (metrics.json, logs, configs, results) stay, so the listing does not change."""
+    """Remove model/ and checkpoints/ of every run and robot experiment but the `keep` best of
+    each objective; the records (metrics.json, logs, configs, results, reports) stay, so the
+    listing does not change."""
     import shutil
 
     runs: list[Entry] = []
     for entry in scan(root):
-        if entry.kind == "run":
+        if entry.kind in ("run", "robot"):  # a robot experiment's final model is its model/
             runs.append(entry)
         elif entry.kind == "sweep":
             runs += [r for r in (read_run(d) for d in _children(Path(entry.path))) if r is not None]

@@ -120,8 +120,10 @@ def test_frameworks_command_reports_every_framework(cli):
     rows = {line.split()[0]: line.split() for line in res.stdout.splitlines()[1:]}
     assert rows["sklearn"][5] == "ok"
     assert "epoch" not in res.stdout + res.stderr  # a health check's fit is quiet
-    bad = cli("--json", module="launcher.frameworks")
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unexpected argument '--json'")
+    dashed = cli("--json", module="launcher.frameworks")  # the --option form people also type
+    assert dashed.returncode == 0 and json.loads(dashed.stdout) == status
+    bad = cli("--jsn", module="launcher.frameworks")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unexpected argument '--jsn'")
     assert "check, json, device" in bad.stderr
 
 

@@ -62,7 +62,7 @@ def parse(argv: Sequence[str], options: Mapping[str, str], usage: str, required:
         print(usage)
         raise SystemExit(0)
     args = Arguments()
-    rest = list(argv)
+    rest = _dashed(argv, options, commands or {})
     if commands:
         words = [a for a in rest if "=" not in a]
         if words:  # the first bare word is the command, wherever it stands
@@ -85,6 +85,25 @@ def parse(argv: Sequence[str], options: Mapping[str, str], usage: str, required:
     if missing:
         raise ConfigError(f"missing {', '.join(k + '=...' for k in missing)}\n{usage}")
     return args
+
+
+def _dashed(argv: Sequence[str], options: Mapping[str, str], commands: Mapping[str, str]) -> list[str]:
+    """`--keep-best 2`, `--keep-best=2` and `--dry-run` as people type them, read as
+    keep_best=2 and dry_run=true (an unknown --option is left as typed, for the error)."""
+    out, args = [], list(argv)
+    while args:
+        arg = args.pop(0)
+        key, sep, value = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if not arg.startswith("--") or key not in options:
+            out.append(arg)
+            continue
+        if not sep:
+            value = "true"
+            if args and not args[0].startswith("-") and "=" not in args[0] and args[0] not in commands:
+                value = args.pop(0)
+        out.append(f"{key}={value}")
+    return out
 
 
 def usage_text(synopsis: str, options: Mapping[str, str], commands: Mapping[str, str] | None = None) -> str:

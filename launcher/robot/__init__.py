@@ -8,6 +8,30 @@ space.py      the registry of tunable keys and their bounds; the conditional sea
 planners/     heuristic (offline, default), openai and anthropic (official SDKs)
 validate.py   a blueprint checked against the registry, Hydra's parser and a composition
 emit.py       conf/experiment/robot/<slug>.yaml and conf/hparams_search/robot/<slug>.yaml
-maker.py      RobotMaker (MLRobotMaker): create_task, generate_model_blueprint, plan
+maker.py      RobotMaker (MLRobotMaker): create_task, generate_model_blueprint, plan,
+              execute_experiment, auto_ml_pipeline
+run.py        a plan run within its budget: searches, refinement, final fit; MLExperiment
+leaderboard.py, ensemble.py, report.py   what the runs left, the out-of-fold ensemble, report.md
 __main__.py   python -m launcher.robot: the robot as a Hydra app (conf/robot.yaml)
+
+`from launcher.robot import MLRobotMaker` (or `from launcher import MLRobotMaker`) loads the
+robot on first use; importing this package loads nothing else.
 """
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {"MLRobotMaker": "launcher.robot.maker", "RobotMaker": "launcher.robot.maker",
+         "MLTask": "launcher.robot.task", "MLModelBlueprint": "launcher.robot.blueprint",
+         "MLExperiment": "launcher.robot.run"}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name not in _LAZY:
+        raise AttributeError(f"module 'launcher.robot' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

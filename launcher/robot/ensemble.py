@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -32,27 +32,33 @@ class EnsemblePlan:
     members: list[tuple[Trial, float]]  # (trial, weight), weights sum to 1
     score: float  # out of fold
     single: float  # the best single trial's out-of-fold score
-    chosen: bool  # better than the best single trial by more than MARGIN
+    chosen: bool  # better than the best single trial by more than MARGIN (and its fits fit the time left)
+    note: str | None = None  # why a better ensemble was not chosen after all
 
     def describe(self, metric: str) -> str:
         if len(self.members) == 1:
             return (f"no ensemble of the best trials scores better out of fold than the best single trial "
                     f"({metric} {self.single:.4f})")
         names = ", ".join(f"{t.model} #{t.number} x{w:.2f}" for t, w in self.members)
-        verdict = "chosen" if self.chosen else f"not chosen (needs +{MARGIN} over the best single trial)"
+        if self.chosen:
+            verdict = "chosen" + (f" ({self.note})" if self.note else "")
+        else:
+            verdict = f"not chosen ({self.note or f'needs +{MARGIN} over the best single trial'})"
         return (f"ensemble of {len(self.members)} ({names}): out-of-fold {metric} {self.score:.4f} against "
                 f"{self.single:.4f} for the best single trial: {verdict}")
 
 
-def choose(leaderboard: Leaderboard, task: str) -> EnsemblePlan | None:
-    """The greedy ensemble of the best trials, or None when fewer than two have predictions."""
+def choose(leaderboard: Leaderboard, task: str, most_members: int = MOST_MEMBERS,
+           allowed: Callable[[Trial], bool] | None = None) -> EnsemblePlan | None:
+    """The greedy ensemble of the best trials (those `allowed`, at most `most_members`), or
+    None when fewer than two have predictions."""
     metric, maximize = leaderboard.metric, DIRECTION[leaderboard.metric] == "maximize"
     pool: list[tuple[Trial, np.ndarray]] = []
     index = y = None
     seen: set[str] = set()
-    for trial in _diverse(leaderboard.finished):
+    for trial in diverse(leaderboard.finished):
         key = repr(sorted(trial.params.items()))
-        if key in seen:
+        if key in seen or (allowed is not None and not allowed(trial)):
             continue
         oof = _load(trial)
         if oof is None:
@@ -80,7 +86,7 @@ def choose(leaderboard: Leaderboard, task: str) -> EnsemblePlan | None:
     for _ in range(ROUNDS):
         gains = []
         for i, (_, output) in enumerate(pool):
-            if len(set(picks) | {i}) > MOST_MEMBERS:
+            if len(set(picks) | {i}) > most_members:
                 gains.append(-math.inf)
                 continue
             gains.append(score((total + output) / (len(picks) + 1)))
@@ -96,7 +102,7 @@ def choose(leaderboard: Leaderboard, task: str) -> EnsemblePlan | None:
     return EnsemblePlan(members, sign * best, sign * single, len(members) > 1 and best - single > MARGIN)
 
 
-def _diverse(trials: list[Trial], per_family: int = 2) -> list[Trial]:
+def diverse(trials: list[Trial], per_family: int = 2) -> list[Trial]:
     """The best trials of each model family first (an ensemble gains from different models),
     then the rest in order."""
     counts: dict[str | None, int] = {}

@@ -13,6 +13,9 @@ from typing import Any
 import yaml
 
 from launcher.io import write_csv
+from launcher.robot.space import ESTIMATORS, NETWORKS
+
+INTEGER_KEYS = {k for table in (*ESTIMATORS.values(), *NETWORKS.values()) for k, b in table.items() if b.kind == "int"}
 
 PARAM_PREFIX = "params_"
 
@@ -75,8 +78,9 @@ class Leaderboard:
     def write_csv(self, path: Path) -> Path:
         import pandas as pd
 
-        order = self.finished + [t for t in self.trials if t not in self.finished]
-        rows = [{"rank": i + 1 if t in self.finished else None, "sweep": t.sweep, "trial": t.number,
+        finished = self.finished
+        order = finished + [t for t in self.trials if t not in finished]
+        rows = [{"rank": str(i + 1) if i < len(finished) else "", "sweep": t.sweep, "trial": t.number,
                  "state": t.state, self.metric: t.score, "cv_std": t.cv_std, "model": t.model,
                  "seconds": t.seconds, "params": json.dumps({k: v for k, v in t.params.items() if k != "model"}),
                  "run_dir": t.run_dir} for i, t in enumerate(order)]
@@ -93,7 +97,7 @@ def read_sweep(sweep_dir: Path, slug: str, metric: str) -> list[Trial]:
     trials = []
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
-            params = {k[len(PARAM_PREFIX):]: _value(v) for k, v in row.items()
+            params = {k[len(PARAM_PREFIX):]: _value(k[len(PARAM_PREFIX):], v) for k, v in row.items()
                       if k.startswith(PARAM_PREFIX) and v not in ("", None)}
             run_dir = row.get("user_attrs_run_dir") or row.get("run_dir") or None
             trial = Trial(sweep=slug, number=int(row["number"]), state=row.get("state", ""),
@@ -107,11 +111,16 @@ def read_sweep(sweep_dir: Path, slug: str, metric: str) -> list[Trial]:
     return trials
 
 
-def _value(text: str) -> Any:
+def _value(key: str, text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    # trials.csv holds one column per key over all families, so pandas writes an integer key
+    # that other families lack as a float (5.0): give it back its integer form.
+    if isinstance(value, float) and value.is_integer() and key in INTEGER_KEYS:
+        return int(value)
+    return value
 
 
 def _number(value: Any) -> float | None:

@@ -29,7 +29,7 @@ from launcher.robot.task import (DatasetInfo, MLTask, Requirements, check_metric
 from launcher.robot.validate import BlueprintRejected, check
 
 log = logging.getLogger("launcher")
-DEFAULT_BUDGET = 120.0
+DEFAULT_BUDGET = 60.0  # seconds; FLAML's AutoML has the same default time budget
 
 
 @dataclass
@@ -65,6 +65,8 @@ class RobotMaker:
         seconds = requirements.max_seconds if requirements.max_seconds is not None else DEFAULT_BUDGET
         if seconds <= 0:
             raise ConfigError(f"the budget must be a positive number of seconds, got {seconds:g}")
+        if info.kind == "shape":  # said where a Python caller sees it too (a warning reaches stderr)
+            log.warning("robot: dataset_info gives only a shape: planning and runs use %s", info.describe())
         description = clean_description(description) or (task_type or "")
         data_task, data_reason = None, None
         if info.kind != "shape":
@@ -136,8 +138,18 @@ class RobotMaker:
         return plan
 
     def record(self, plan: Plan, rejected: BlueprintRejected | None = None) -> Path:
+        """plan_<n>.json (the raw answer, the checked blueprint, the fallback, the emitted files),
+        and a copy of the emitted files under configs/: the experiment keeps what it ran even
+        when ./conf is edited or re-planned later."""
+        import shutil
+
         self._plans += 1
         path = self.experiment_dir() / f"plan_{self._plans}.json"
+        if plan.emitted is not None:
+            for group, source in (("experiment", plan.emitted.experiment), ("hparams_search", plan.emitted.search)):
+                copy = self.experiment_dir() / "configs" / group / "robot" / source.name
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, copy)
         write_json(path, {"planner": plan.planner, "fallback": plan.fallback, "raw": plan.raw,
                           "blueprint": plan.blueprint.model_dump(mode="json"),
                           "rejected": rejected.reasons if rejected else None,

@@ -24,18 +24,20 @@ def write_report(task: MLTask, board: Leaderboard, exp: Path, seconds: float, ex
                                DIRECTION[task.metric] == "maximize", exp / "optimisation_history.png")
     lines = [f"# {task.description}", "", f"- status: {status}",
              f"- task: {task.task_type} ({task.reason}); metric: {task.metric}",
+             f"- data: {task.dataset.describe()}",
              f"- requirement: " + (f"{task.metric} {'>=' if DIRECTION[task.metric] == 'maximize' else '<='} "
                                    f"{task.requirements.threshold:g}" if task.requirements.threshold is not None
                                    else "none"),
              f"- time: {seconds:.0f}s of a {task.budget:g}s budget",
-             f"- trials: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(board.counts().items())), ""]
+             f"- trials: " + ", ".join(f"{_state(k, status)} {v}" for k, v in sorted(board.counts().items())), ""]
     if experiment is not None:
         met = experiment.requirement_met
         lines += ["## Result", "",
                   f"- best cross-validated {task.metric}: {experiment.score:.4f}" +
                   ("" if met is None else (" - requirement met" if met else " - requirement NOT met")),
-                  f"- winner: {'an ensemble' if experiment.ensemble and 'chosen' in experiment.ensemble and 'not chosen' not in experiment.ensemble else experiment.best.model} "
-                  f"(search {experiment.best.sweep}, trial {experiment.best.number})",
+                  (f"- winner: an ensemble (best single trial: {experiment.best.model}, search "
+                   f"{experiment.best.sweep}, trial {experiment.best.number})" if experiment.ensembled else
+                   f"- winner: {experiment.best.model} (search {experiment.best.sweep}, trial {experiment.best.number})"),
                   *([f"- {experiment.ensemble}"] if experiment.ensemble else []),
                   f"- model: {experiment.model_path} (fitted on every row)", ""]
     plans = sorted(exp.glob("plan_*.json"), key=lambda p: int(p.stem.split("_")[1]))
@@ -59,5 +61,15 @@ def write_report(task: MLTask, board: Leaderboard, exp: Path, seconds: float, ex
     lines += [f"    python -m launcher {c}" for c in commands] or ["    (none ran)"]
     lines += ["", "Predict with the final model:", "", f"    python -m launcher.predict run={exp} input=<csv> output=<csv>",
               "", "Files: leaderboard.csv, leaderboard.png, optimisation_history.png, task.json, profile.json, "
-              "plan_*.json, sweeps/, final/, model/"]
+              "plan_*.json, configs/ (the emitted files as run), sweeps/, final/, model/"]
     return write_text(exp / "report.md", "\n".join(lines) + "\n")
+
+
+def _state(state: str, status: str) -> str:
+    # A trial still RUNNING in the study once its search is over was stopped (at the deadline,
+    # or when the requirement was met); a WAITING one was queued and never started.
+    if state == "RUNNING" and status != "running":
+        return "stopped"
+    if state == "WAITING":
+        return "queued, not run"
+    return state.lower()

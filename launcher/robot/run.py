@@ -41,7 +41,11 @@ from launcher.robot.task import MLTask
 log = logging.getLogger("launcher")
 
 STATE = "robot.json"
-STARTUP = 3.0  # seconds for a launcher process to start (imports, Hydra)
+# The whole command ends within its budget plus this: the interpreter's start before the clock
+# starts, the report and plots after it stops, and the final fits' estimate erring short.
+BUDGET_MARGIN = 5.0
+STARTUP = 2.5  # seconds for a launcher run that fits nothing (measured here: 2.1-2.4 s)
+STOPPING = 1.0  # stopping a search, reading its trials, choosing the final model (measured 0.7-1.0 s)
 MIN_SEARCH = 6.0  # a search shorter than this is not worth starting
 POLL = 0.5
 
@@ -59,7 +63,8 @@ class MLExperiment:
     requirement_met: bool | None
     seconds: float
     report: Path | None = None
-    ensemble: str | None = None
+    ensemble: str | None = None  # what the ensemble step found, in words
+    ensembled: bool = False  # the final model is an ensemble of the best trials
     status: str = "done"
     commands: list[str] = field(default_factory=list)
 
@@ -70,6 +75,11 @@ class MLExperiment:
     @property
     def score(self) -> float | None:
         return self.metrics.get("score")
+
+    @property
+    def synthetic(self) -> bool:
+        """The task gave only a shape: every score here is on synthetic data."""
+        return self.task.dataset.kind == "shape"
 
 
 class Clock:
@@ -100,28 +110,31 @@ def execute(maker: Any, task: MLTask, profile: DatasetProfile, plan: Any, *, sta
             state["rounds"].append({"slug": emitted.slug, "planner": plan.planner, "command": emitted.command})
         while True:
             slug = state["rounds"][-1]["slug"]
-            reserve = final_reserve(board, blueprint, clock)
-            window = clock.left() - reserve
-            if window < MIN_SEARCH:
+            window = SearchWindow(task, board, blueprint, clock, cores)
+            if window() < MIN_SEARCH:
                 log.info("robot: %.0fs left, kept for the final fit: no more searching", clock.left())
                 break
-            command = search_command(slug, exp, window, cores, blueprint)
+            command = search_command(slug, exp, window(), cores, blueprint)
             commands.append(" ".join(map(shlex.quote, command[3:])))
             _save_state(exp, task, state, clock, "running")
-            run_search(command, exp / "sweeps" / slug, slug, board, clock, deadline=clock.left() - reserve,
+            run_search(command, exp / "sweeps" / slug, slug, board, clock, window,
                        enough=lambda: bool(task.requirements.met(board.best().score if board.best() else None)))
             best = board.best()
             met = task.requirements.met(best.score if best else None)
             state["rounds"][-1]["best"] = best.score if best else None
-            if met or clock.left() - reserve < MIN_SEARCH * 2:
+            if met or window() < MIN_SEARCH * 2:
                 break
             blueprint, emitted = refine(maker, task, profile, blueprint, board, len(state["rounds"]) + 1)
             if emitted is None:
                 break
             state["rounds"].append({"slug": emitted.slug, "planner": "refine", "command": emitted.command})
-        experiment = finish(maker, task, board, exp, clock, cores, commands)
+        experiment = finish(maker, task, board, exp, clock, cores, commands, blueprint.cv_folds)
         _save_state(exp, task, state, clock, "done", experiment)
         return experiment
+    except LauncherError as exc:  # recorded as failed (runs lists it), then said in one line
+        state["error"] = str(exc)
+        _save_state(exp, task, state, clock, "failed")
+        raise
     except KeyboardInterrupt:
         _save_state(exp, task, state, clock, "interrupted")
         from launcher.robot.report import write_report
@@ -133,13 +146,66 @@ def execute(maker: Any, task: MLTask, profile: DatasetProfile, plan: Any, *, sta
                           f"everything finished is in {exp}. Resume with: {resume_command(exp)}") from None
 
 
-def final_reserve(board: Leaderboard, blueprint: Blueprint, clock: Clock) -> float:
-    """Time kept for the final fit: a process start, and one fit on all rows of the slowest
-    family among the best trials (a trial is k cross-validation fits on (k-1)/k of the rows)."""
-    folds = blueprint.cv_folds or 1
-    top = [t.seconds for t in board.finished[:4] if t.seconds]
-    fit = max(top) / folds * (folds / max(1, folds - 1)) if top else 0.04 * clock.budget
-    return STARTUP + 1.5 * fit + 1.0
+def one_fit(trial: Trial, folds: int | None) -> float:
+    """Seconds of one fit on every row, from the trial's own time: a trial is k cross-validation
+    fits on (k-1)/k of the rows, so one fit on all of them takes about its time / (k-1)."""
+    return (trial.seconds or 0.0) / max(1, (folds or 1) - 1)
+
+
+def final_reserve(board: Leaderboard, blueprint: Blueprint, clock: Clock, cores: int) -> float:
+    """Time kept for the end: stopping the search and choosing (STOPPING), then one wave of
+    final fits as slow as the slowest trial an ensemble could take; before any trial has
+    finished, one fit taking a share of the budget. A larger ensemble is fitted only if it
+    fits what is left (finish)."""
+    slowest = _slowest(board, blueprint.cv_folds)
+    if slowest is None:
+        return STOPPING + STARTUP + 1.25 * 0.04 * clock.budget + 0.5
+    return STOPPING + final_seconds([(slowest, 1.0)], blueprint.cv_folds, cores)
+
+
+class SearchWindow:
+    """The time a search may still take: what is left of the budget but the final fits' share.
+
+    The share is one wave of final fits (one per core) as slow as the slowest trial an
+    ensemble could take. When the search comes that close to its end, the robot looks at the
+    ensemble the best trials make now: if it needs more fits than one wave, the search stops
+    early enough for them (an ensemble that wins out of fold is worth more than the last few
+    trials)."""
+
+    def __init__(self, task: MLTask, board: Leaderboard, blueprint: Blueprint, clock: Clock, cores: int) -> None:
+        self.task, self.board, self.blueprint, self.clock, self.cores = task, board, blueprint, clock, cores
+        self.extra: float | None = None  # the larger ensemble's extra time, once looked at
+
+    def __call__(self) -> float:
+        from launcher.robot.ensemble import MOST_MEMBERS, choose
+
+        folds = self.blueprint.cv_folds
+        reserve = final_reserve(self.board, self.blueprint, self.clock, self.cores)
+        left = self.clock.left() - reserve
+        slowest = _slowest(self.board, folds)
+        if self.extra is None and slowest is not None and MOST_MEMBERS > self.cores:
+            ahead = final_seconds([(slowest, 1.0)] * MOST_MEMBERS, folds, self.cores) - reserve
+            if left <= ahead + POLL:
+                choice = choose(self.board, self.task.task_type)
+                self.extra = 0.0
+                if choice is not None and choice.chosen and len(choice.members) > self.cores:
+                    self.extra = max(0.0, final_seconds(choice.members, folds, self.cores) - reserve)
+        return left - (self.extra or 0.0)
+
+
+def _slowest(board: Leaderboard, folds: int | None) -> Trial | None:
+    """The slowest to refit of the trials an ensemble could take."""
+    from launcher.robot.ensemble import MOST_CANDIDATES, diverse
+
+    pool = [t for t in diverse(board.finished)[:MOST_CANDIDATES] if t.seconds]
+    return max(pool, key=lambda t: one_fit(t, folds)) if pool else None
+
+
+def final_seconds(members: list[tuple[Trial, float]], folds: int | None, cores: int) -> float:
+    """The final fits' time: the members run side by side, in waves of `cores`, each wave a
+    process start and the slowest fit (with a quarter again for safety), then the copy."""
+    waves = math.ceil(len(members) / max(1, cores))
+    return waves * (STARTUP + 1.25 * max(one_fit(t, folds) for t, _ in members)) + 0.5
 
 
 def search_command(slug: str, exp: Path, window: float, cores: int, blueprint: Blueprint) -> list[str]:
@@ -159,21 +225,21 @@ def search_command(slug: str, exp: Path, window: float, cores: int, blueprint: B
 
 
 def run_search(command: list[str], sweep_dir: Path, slug: str, board: Leaderboard, clock: Clock,
-               deadline: float, enough: Any = None) -> None:
-    """Run one search as its own process group, watch its trials, stop it at the deadline or
-    as soon as `enough()` (the requirement is met)."""
+               window: Any, enough: Any = None) -> None:
+    """Run one search as its own process group, watch its trials, stop it when `window()` (the
+    time it may still take, re-estimated as trials finish) runs out or as soon as `enough()`
+    (the requirement is met). Stopping kills the running trials: none can overrun."""
     from launcher.core.paths import original_cwd
 
     sweep_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    started = time.monotonic()
     with open(sweep_dir.parent / f"{slug}.log", "a") as output:
         proc = subprocess.Popen(command, cwd=original_cwd(), env=env, stdout=output, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         progress = Progress(slug, board, clock)
         try:
             while proc.poll() is None:
-                if time.monotonic() - started >= deadline:
+                if window() <= 0:
                     log.info("robot: search %s stopped at the deadline (running trials are dropped)", slug)
                     _stop(proc)
                     break
@@ -261,8 +327,15 @@ def refine(maker: Any, task: MLTask, profile: DatasetProfile, blueprint: Bluepri
         used = planner.describe()
     except (PlannerUnavailable, BlueprintRejected) as exc:
         fallback = str(exc)
+        if planner.name == "heuristic":
+            log.warning("robot: no refinement (%s); keeping what was found", exc)
+            return blueprint, None
         log.warning("planner %s could not refine: %s; refining with the heuristic planner", planner.name, exc)
-        refined, raw = HeuristicPlanner().refine(task, profile, blueprint, board, checked)
+        try:
+            refined, raw = HeuristicPlanner().refine(task, profile, blueprint, board, checked)
+        except BlueprintRejected as again:
+            log.warning("robot: no refinement (%s); keeping what was found", again)
+            return blueprint, None
         used = "heuristic (offline rules)"
     emitted = emit(refined, task, used, maker.conf(), data_section(task.dataset), timeout=sweep_timeout(task.budget),
                    seed=maker.seed + round_number, overwrite=maker.overwrite, suffix=f"_r{round_number}")
@@ -273,8 +346,9 @@ def refine(maker: Any, task: MLTask, profile: DatasetProfile, blueprint: Bluepri
 
 
 def finish(maker: Any, task: MLTask, board: Leaderboard, exp: Path, clock: Clock, cores: int,
-           commands: list[str]) -> MLExperiment:
-    """The final model: the best trial refitted on every row, or the better ensemble."""
+           commands: list[str], folds: int | None = None) -> MLExperiment:
+    """The final model: the best trial refitted on every row, or the better ensemble when its
+    fits also fit the time left."""
     from launcher.robot import ensemble as ens
     from launcher.robot.report import write_report
 
@@ -285,6 +359,28 @@ def finish(maker: Any, task: MLTask, board: Leaderboard, exp: Path, clock: Clock
                             f"searches' logs in {exp / 'sweeps'}")
     choice = ens.choose(board, task.task_type)
     members: list[tuple[Trial, float]] = [(best, 1.0)]
+    left = clock.left()
+
+    def fits(chosen: list[tuple[Trial, float]]) -> bool:
+        return final_seconds(chosen, folds, cores) <= left
+
+    if choice is not None and choice.chosen and not fits(choice.members):
+        # Too slow for the time left: the best smaller ensemble whose fits fit (the best trial
+        # among them, so it is still compared with the best single trial), or none.
+        smaller = None
+        if fits([(best, 1.0)]):
+            for most in range(len(choice.members) - 1, 1, -1):
+                smaller = ens.choose(board, task.task_type, most_members=most, allowed=lambda t: fits([(t, 1.0)]))
+                if smaller is not None and smaller.chosen and fits(smaller.members):
+                    break
+                smaller = None
+        if smaller is not None:
+            smaller.note = f"the larger ensemble's fits do not fit the {left:.0f}s left"
+            choice = smaller
+        else:
+            choice.chosen = False
+            choice.note = (f"its {len(choice.members)} final fits (about "
+                           f"{final_seconds(choice.members, folds, cores):.0f}s) do not fit the {max(0.0, left):.0f}s left")
     if choice is not None:
         log.info("robot: %s", choice.describe(task.metric))
         if choice.chosen:
@@ -295,19 +391,21 @@ def finish(maker: Any, task: MLTask, board: Leaderboard, exp: Path, clock: Clock
     from launcher import artifacts
 
     target = exp / "model"
+    if target.exists():
+        shutil.rmtree(target)
     if len(members) == 1:
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(model_dirs[0], target)
+        shutil.move(model_dirs[0], target)  # one rename: the model is whole at <exp>/model or absent
     else:
         artifacts.save_ensemble([(d, w) for d, (_, w) in zip(model_dirs, members)], target, {
             "task": task.task_type, "metric": task.metric,
             "members": [{"model": t.model, "trial": t.number, "search": t.sweep, "weight": w} for t, w in members]})
+        for d in model_dirs:  # copied into the ensemble: one copy of each model on disk
+            shutil.rmtree(d)
     score = choice.score if (choice is not None and choice.chosen) else best.score
     met = task.requirements.met(score)
     experiment = MLExperiment(task, exp, board, best, {"metric": task.metric, "score": score, "cv_std": best.cv_std},
                               target, met, clock.used(), ensemble=choice.describe(task.metric) if choice else None,
-                              commands=commands)
+                              ensembled=len(members) > 1, commands=commands)
     experiment.report = write_report(task, board, exp, clock.used(), experiment, "done", commands)
     verdict = "" if met is None else (" (requirement met)" if met else " (requirement NOT met)")
     log.info("robot: best %s %.4f by %s%s in %.0fs; model in %s", task.metric, score,
@@ -330,12 +428,21 @@ def final_fits(members: list[tuple[Trial, float]], exp: Path, cores: int, clock:
         overrides = [o for o in trial.overrides() if not o.startswith(again)]
         command = [sys.executable, "-m", "launcher", *overrides, "trainer.refit=true", "trainer.cv_folds=null",
                    "data.test_size=0", "data.val_size=0", "save_model=true", "plots=false",
-                   f"trainer.num_threads={max(1, cores // len(members))}", f"hydra.run.dir={out}"]
+                   # One thread: on the measured sizes a second thread never helped a fit, and
+                   # under a passive OpenMP wait policy it made one 3x slower
+                   # (benchmarks/robot_threads.py).
+                   "trainer.num_threads=1", f"hydra.run.dir={out}"]
         jobs.append((command, out))
-    running = []
-    for command, out in jobs:
-        running.append((subprocess.Popen(command, cwd=original_cwd(), stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, text=True), command, out))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    results = []
+    for wave in range(0, len(jobs), cores):  # side by side, at most one per core
+        running = [(subprocess.Popen(command, cwd=original_cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=env), command, out) for command, out in jobs[wave:wave + cores]]
+        results += _collect(running)
+    return results
+
+
+def _collect(running: list[tuple[subprocess.Popen, list[str], Path]]) -> list[tuple[str, Path]]:
     results = []
     for proc, command, out in running:
         text, _ = proc.communicate()
@@ -350,7 +457,9 @@ def resume_command(exp: Path) -> str:
     from hydra.core.hydra_config import HydraConfig
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    overrides = [o for o in overrides if not o.startswith("hydra.run.dir=")]
+    # `task=...` as typed (the command line's task= is stored as description=).
+    overrides = [("task=" + o[len("description="):]) if o.startswith("description=") else o
+                 for o in overrides if not o.startswith("hydra.run.dir=")]
     return " ".join(["python -m launcher.robot", *map(shlex.quote, overrides), shlex.quote(f"hydra.run.dir={exp}")])
 
 

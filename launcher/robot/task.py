@@ -107,6 +107,14 @@ class DatasetInfo:
         raise ConfigError("dataset_info needs a dataset: {'path': 'data.csv', 'target': 'y'}, {'name': 'iris'}, or a "
                           "shape {'size': 5000, 'features': 25, 'classes': 4} (then synthetic data of that shape)")
 
+    def describe(self) -> str:
+        if self.kind == "csv":
+            return f"{self.path} (target {self.target})"
+        if self.kind == "builtin":
+            return f"the built-in dataset {self.name}"
+        return (f"SYNTHETIC data of the given shape ({self.size} rows, {self.features} features"
+                + (f", {self.classes} classes" if self.classes else "") + "), not real data")
+
     def overrides(self) -> list[str]:
         """The launcher overrides that load this dataset."""
         if self.kind == "csv":

@@ -110,9 +110,11 @@ def _range_reasons(rng: Any, bound: Bound) -> list[str]:
     reasons = []
     for name in ("low", "high"):
         value = getattr(rng, name)
-        if value is not None and (not math.isfinite(value) or not bound.contains(int(value) if bound.kind == "int"
-                                                                                 and float(value).is_integer()
-                                                                                 else value)):
+        if value is None:
+            continue
+        if bound.kind == "int" and math.isfinite(value) and not float(value).is_integer():
+            reasons.append(f"{name}={value!r} is not a whole number (the key takes integers)")
+        elif not math.isfinite(value) or not bound.contains(int(value) if bound.kind == "int" else value):
             reasons.append(f"{name}={value!r} is outside {_describe(bound)}")
     low = bound.low if rng.low is None else rng.low
     high = bound.high if rng.high is None else rng.high

@@ -221,6 +221,7 @@ class OptunaSweeperImpl:
         self.mine: set[int] = set()
         try:
             while True:
+                started_now = 0
                 while stop is None and len(in_flight) < (slots if warmed else 1):
                     if self.timeout is not None and time.monotonic() - started >= self.timeout:
                         stop = f"time budget of {self.timeout:g}s spent"
@@ -240,6 +241,9 @@ class OptunaSweeperImpl:
                             raise
                         validated = True
                     in_flight[pool.submit(self._launch, overrides, trial.number)] = trial
+                    started_now += 1
+                if started_now:
+                    self._show_running(study)
                 if not in_flight:
                     break
                 done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
@@ -257,6 +261,14 @@ class OptunaSweeperImpl:
             pool.shutdown(wait=True)
         log.info("Sweep stopped: %s", stop)
         return failed_out
+
+    def _show_running(self, study: Any) -> None:
+        from launcher.sweeper.results import write_trials
+
+        try:
+            write_trials(study, self.sweep_dir)
+        except Exception as error:  # the record of a running trial must not stop the sweep
+            log.warning("trials.csv not updated: %s", error)
 
     def _launch(self, overrides: Sequence[str], number: int) -> Any:
         try:

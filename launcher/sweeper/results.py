@@ -54,6 +54,14 @@ def write_results(
     return sweep_dir / RESULTS_FILE
 
 
+def write_trials(study: Any, sweep_dir: str | Path) -> Path:
+    """trials.csv alone: after trials start, so the file shows them RUNNING (a watcher, such
+    as the robot, then knows which trial a stop cut short)."""
+    path = Path(sweep_dir) / TRIALS_FILE
+    _write_trials_csv(study, study.get_trials(deepcopy=False), path)
+    return path
+
+
 def _write_trials_csv(study: Any, trials: Sequence[Any], path: Path) -> None:
     """Optuna's own table (study.trials_dataframe(): number, value(s), times, params_*,
     user_attrs_*, state), plus a note: the failure, or the interruption and its re-run."""

@@ -181,8 +181,13 @@ class HeuristicPlanner:
                 if rng.choices is not None or bound.kind == "choice":
                     params.append(rng)
                     continue
-                low = bound.low if rng.low is None else max(bound.low, rng.low / 3 if (rng.log or bound.log) else rng.low)
-                high = bound.high if rng.high is None else min(bound.high, rng.high * 3 if (rng.log or bound.log) else rng.high)
+                # Three times wider on each side on a log scale (within the registry's bounds);
+                # an integer key keeps whole-number ends.
+                wide = rng.log or (rng.log is None and bound.log)
+                low = bound.low if rng.low is None else max(bound.low, rng.low / 3 if wide else rng.low)
+                high = bound.high if rng.high is None else min(bound.high, rng.high * 3 if wide else rng.high)
+                if bound.kind == "int":
+                    low, high = int(math.floor(low)), int(math.ceil(high))
                 params.append(ParamRange(key=key, low=low, high=high, log=rng.log))
             widened.append(c.model_copy(update={"params": params}))
         refined = blueprint.model_copy(update={"candidates": widened,
