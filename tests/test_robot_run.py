@@ -227,3 +227,51 @@ def test_a_budget_of_zero_or_less_is_a_clear_error(tmp_path):
         assert res.returncode == 2
         assert res.stderr.strip() == f"error: the budget must be a positive number of seconds, got {budget}"
     assert not (tmp_path / "conf").exists() and not (tmp_path / "exp" / "robot.json").exists()
+
+
+def test_an_llm_planner_refines_from_the_leaderboard(tmp_path):
+    from llm_replay import ReplayServer, openai_answer
+
+    def blueprint(n_trials: int, high: float) -> str:
+        return json.dumps({"task": "classification", "metric": "accuracy", "framework": "sklearn",
+                           "n_trials": n_trials, "cv_folds": 5, "rationale": f"linear up to C={high}",
+                           "candidates": [{"model": "logistic_regression", "why": "baseline", "params": [
+                               {"key": "model.estimator.C", "low": 0.01, "high": high, "log": True, "choices": None}],
+                               "start": [{"key": "model.estimator.C", "value": 1.0}]}]})
+
+    churn(tmp_path)
+    key = "sk-test-NEVER-WRITE-THIS-KEY-0123456789"
+    with ReplayServer([openai_answer(blueprint(2, 10.0)), openai_answer(blueprint(2, 1000.0))]) as server:
+        res = run_cli(*robot_args(30, 0.999, "planner=openai", f"planner.base_url={server.url}/v1",
+                                  "planner.max_calls=2"),
+                      cwd=tmp_path, module="launcher.robot", env_extra={"OPENAI_API_KEY": key})
+        requests = [json.loads(r["body"]) for r in server.requests]
+    assert res.returncode == 0, res.stderr
+    assert len(requests) >= 2
+    refining = json.loads(requests[1]["messages"][-1]["content"])
+    board = refining["leaderboard"]  # the results so far, compact: model, score, spread, time, params
+    assert board and board[0]["model"] == "logistic_regression" and 0 < board[0]["score"] < 1
+    assert set(board[0]) == {"model", "score", "cv_std", "seconds", "params"}
+    assert refining["current_blueprint"]["rationale"] == "linear up to C=10.0"
+    second = json.loads((tmp_path / "exp" / "plan_2.json").read_text())
+    assert second["planner"].startswith("openai") and second["blueprint"]["rationale"] == "linear up to C=1000.0"
+    third = json.loads((tmp_path / "exp" / "plan_3.json").read_text())  # over its cap: the offline planner
+    assert third["planner"].startswith("heuristic") and "cap of 2 calls" in third["fallback"]
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not any(key in p.read_text(errors="ignore") for p in written)
+
+
+def test_a_silent_llm_cannot_take_the_run_past_its_budget(tmp_path):
+    from llm_replay import Reply, ReplayServer
+
+    churn(tmp_path)
+    started = time.monotonic()
+    with ReplayServer([Reply(hang=True)] * 4) as server:  # never answers; planner.timeout is 60s
+        res = run_cli(*robot_args(20, 0.8, "planner=anthropic", f"planner.base_url={server.url}"),
+                      cwd=tmp_path, module="launcher.robot", env_extra={"ANTHROPIC_API_KEY": "sk-test-0"})
+    wall = time.monotonic() - started
+    assert res.returncode == 0, res.stderr
+    assert wall <= 20 + BUDGET_MARGIN
+    [plan] = [json.loads(p.read_text()) for p in (tmp_path / "exp").glob("plan_*.json")]
+    assert plan["planner"].startswith("heuristic") and "did not answer within" in plan["fallback"]
+    assert json.loads((tmp_path / "exp" / "robot.json").read_text())["met"] is True

@@ -57,6 +57,10 @@ def robot(cfg: DictConfig) -> None:
         log.info("robot: resuming %s: %.0fs of %.0fs spent", run_dir(), previous["state"]["spent"], task.budget)
         execute(maker, task, profile, plan, started=STARTED, state=previous["state"])
         return
+    if not cfg.plan_only:  # the planner's share of the budget
+        from launcher.robot.maker import PLANNING_SHARE
+
+        maker.planning_deadline = STARTED + PLANNING_SHARE * task.budget
     plan = maker.plan(task, profile)
     log.info("plan by %s%s: %s", plan.planner, f" (fallback: {plan.fallback})" if plan.fallback else "",
              plan.blueprint.rationale)

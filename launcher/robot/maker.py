@@ -29,6 +29,9 @@ from launcher.robot.task import (DatasetInfo, MLTask, Requirements, check_metric
 from launcher.robot.validate import BlueprintRejected, check
 
 log = logging.getLogger("launcher")
+# A run's planner answers within this share of the budget (an LLM that is slower is given up on
+# for the heuristic planner); the rest is for searching and the final fit.
+PLANNING_SHARE = 0.25
 DEFAULT_BUDGET = 60.0  # seconds; FLAML's AutoML has the same default time budget
 
 
@@ -53,6 +56,14 @@ class RobotMaker:
         self.seed, self.overwrite = int(seed), bool(overwrite)
         self._datasets: dict[str, Any] = {}
         self._plans = 0
+        self._planner: Any = None  # one per task: its call and token caps count over the task
+        # When planning must be done (time.monotonic()); the robot's budget sets it for a run.
+        self.planning_deadline: float | None = None
+
+    def planner(self) -> Any:
+        if self._planner is None:
+            self._planner = make_planner(self.planner_config)
+        return self._planner
 
     # -- the task --------------------------------------------------------------------------------
     def create_task(self, task_type: str | None = None, description: str = "", dataset_info: Any = None,
@@ -61,6 +72,7 @@ class RobotMaker:
         shape: then synthetic data of that shape), the requirements, the budget in seconds, and
         the task type (given, or inferred from the target and the words, with the reason)."""
         info = DatasetInfo.from_mapping(dataset_info)
+        self._planner = None  # a new task: the planner's caps start again
         requirements = Requirements.from_mapping(model_requirements, budget)
         seconds = requirements.max_seconds if requirements.max_seconds is not None else DEFAULT_BUDGET
         if seconds <= 0:
@@ -108,7 +120,8 @@ class RobotMaker:
 
     def make_plan(self, task: MLTask, profile: DatasetProfile | None = None) -> Plan:
         profile = profile or self.profile(task)
-        planner = make_planner(self.planner_config)
+        planner = self.planner()
+        planner.deadline = self.planning_deadline
 
         def checked(blueprint: Blueprint) -> Blueprint:
             return check(blueprint, task, task.dataset.overrides())
@@ -185,6 +198,7 @@ class RobotMaker:
         started = time.monotonic()
         profile = self.profile(task)
         if blueprint is None:
+            self.planning_deadline = started + PLANNING_SHARE * task.budget
             plan = self.plan(task, profile)
         else:
             blueprint = check(blueprint, task, task.dataset.overrides())

@@ -122,9 +122,11 @@ def execute(maker: Any, task: MLTask, profile: DatasetProfile, plan: Any, *, sta
             best = board.best()
             met = task.requirements.met(best.score if best else None)
             state["rounds"][-1]["best"] = best.score if best else None
-            if met or window() < MIN_SEARCH * 2:
+            if met or window() < MIN_SEARCH:
                 break
-            blueprint, emitted = refine(maker, task, profile, blueprint, board, len(state["rounds"]) + 1)
+            # The planner must answer in time for one more search worth starting.
+            blueprint, emitted = refine(maker, task, profile, blueprint, board, len(state["rounds"]) + 1,
+                                        deadline=time.monotonic() + window() - MIN_SEARCH)
             if emitted is None:
                 break
             state["rounds"].append({"slug": emitted.slug, "planner": "refine", "command": emitted.command})
@@ -309,18 +311,19 @@ class Progress:
 
 
 def refine(maker: Any, task: MLTask, profile: DatasetProfile, blueprint: Blueprint, board: Leaderboard,
-           round_number: int) -> tuple[Blueprint, Any]:
+           round_number: int, deadline: float | None = None) -> tuple[Blueprint, Any]:
     """A refined blueprint from the planner (the heuristic one if the LLM cannot), emitted."""
     from launcher.robot.emit import emit
     from launcher.robot.maker import Plan, data_section, sweep_timeout
-    from launcher.robot.planners import PlannerUnavailable, make_planner
+    from launcher.robot.planners import PlannerUnavailable
     from launcher.robot.planners.heuristic import HeuristicPlanner
     from launcher.robot.validate import BlueprintRejected, check
 
     def checked(bp: Blueprint) -> Blueprint:
         return check(bp, task, task.dataset.overrides())
 
-    planner = make_planner(maker.planner_config)
+    planner = maker.planner()
+    planner.deadline = deadline
     fallback = None
     try:
         refined, raw = planner.refine(task, profile, blueprint, board, checked)

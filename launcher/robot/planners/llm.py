@@ -63,6 +63,9 @@ class LLMPlanner:
         self.api_key_env = api_key_env or ("OPENAI_API_KEY" if provider == "openai" else "ANTHROPIC_API_KEY")
         self.enabled = bool(enabled)
         self.usage = Usage()
+        # When the answer must be in (time.monotonic()): the robot's budget bounds its planner.
+        self.deadline: float | None = None
+        self._wait, self._retries = self.timeout, self.max_retries  # those of the call under way
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "LLMPlanner":
@@ -115,12 +118,26 @@ class LLMPlanner:
 
     def _call(self, key: str, messages: list[dict[str, str]]) -> tuple[str, Blueprint]:
         self._within_limits()
+        self._wait, self._retries = self._call_timeout()
         try:
             if self.name == "openai":
                 return self._openai(key, messages)
             return self._anthropic(key, messages)
         finally:
             self.usage.calls += 1
+
+    def _call_timeout(self) -> tuple[float, int]:
+        """(timeout, retries) for the next call: planner.timeout and max_retries, or fewer and
+        shorter when the budget's deadline is nearer, so that every try of the SDK and its
+        back-off between tries (0.5 s doubling, as both SDKs wait) end before it."""
+        if self.deadline is None:
+            return self.timeout, self.max_retries
+        left = self.deadline - time.monotonic()
+        for retries in range(self.max_retries, -1, -1):
+            usable = left - 0.5 * (2 ** retries - 1)  # the back-off before the retries
+            if usable / (1 + retries) >= 1.0:
+                return min(self.timeout, usable / (1 + retries)), retries
+        raise PlannerUnavailable(f"no time left in the budget to ask {self.describe()}")
 
     def _within_limits(self) -> None:
         if self.usage.calls >= self.max_calls:
@@ -133,7 +150,11 @@ class LLMPlanner:
         while self.usage.times and now - self.usage.times[0] > 60:
             self.usage.times.popleft()
         if len(self.usage.times) >= self.calls_per_minute:  # the rate limit: wait for the window
-            time.sleep(max(0.0, 60 - (now - self.usage.times[0])))
+            wait = max(0.0, 60 - (now - self.usage.times[0]))
+            if self.deadline is not None and now + wait > self.deadline:
+                raise PlannerUnavailable(f"planner {self.name} is at its rate limit "
+                                         f"({self.calls_per_minute} calls per minute) and the budget cannot wait")
+            time.sleep(wait)
         self.usage.times.append(time.monotonic())
 
     # -- the SDKs --------------------------------------------------------------------------------
@@ -141,8 +162,8 @@ class LLMPlanner:
         import openai
         from pydantic import ValidationError
 
-        client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout,
-                               max_retries=self.max_retries)
+        client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self._wait,
+                               max_retries=self._retries)
         try:
             response = client.chat.completions.with_raw_response.parse(
                 model=self.model, messages=[{"role": "system", "content": SYSTEM}, *messages],
@@ -155,8 +176,8 @@ class LLMPlanner:
             raise PlannerUnavailable(f"{self.describe()} answered HTTP {exc.status_code}: {_short(exc.message)}") \
                 from None
         except openai.APITimeoutError:
-            raise PlannerUnavailable(f"{self.describe()} did not answer within {self.timeout:g}s "
-                                     f"({1 + self.max_retries} tries)") from None
+            raise PlannerUnavailable(f"{self.describe()} did not answer within {self._wait:.3g}s "
+                                     f"({1 + self._retries} tries)") from None
         except openai.APIConnectionError as exc:
             raise PlannerUnavailable(f"{self.describe()} is unreachable: {_short(str(exc))}") from None
         except openai.LengthFinishReasonError:
@@ -171,8 +192,8 @@ class LLMPlanner:
     def _anthropic(self, key: str, messages: list[dict[str, str]]) -> tuple[str, Blueprint]:
         import anthropic
 
-        client = anthropic.Anthropic(api_key=key, base_url=self.base_url, timeout=self.timeout,
-                                     max_retries=self.max_retries)
+        client = anthropic.Anthropic(api_key=key, base_url=self.base_url, timeout=self._wait,
+                                     max_retries=self._retries)
         schema = anthropic.transform_schema(Blueprint.model_json_schema())
         try:
             message = client.messages.create(model=self.model, max_tokens=self.max_tokens, system=SYSTEM,
@@ -182,8 +203,8 @@ class LLMPlanner:
             raise PlannerUnavailable(f"{self.describe()} answered HTTP {exc.status_code}: {_short(exc.message)}") \
                 from None
         except anthropic.APITimeoutError:
-            raise PlannerUnavailable(f"{self.describe()} did not answer within {self.timeout:g}s "
-                                     f"({1 + self.max_retries} tries)") from None
+            raise PlannerUnavailable(f"{self.describe()} did not answer within {self._wait:.3g}s "
+                                     f"({1 + self._retries} tries)") from None
         except anthropic.APIConnectionError as exc:
             raise PlannerUnavailable(f"{self.describe()} is unreachable: {_short(str(exc))}") from None
         if message.usage:
