@@ -267,11 +267,12 @@ def test_a_silent_llm_cannot_take_the_run_past_its_budget(tmp_path):
     churn(tmp_path)
     started = time.monotonic()
     with ReplayServer([Reply(hang=True)] * 4) as server:  # never answers; planner.timeout is 60s
-        res = run_cli(*robot_args(20, 0.8, "planner=anthropic", f"planner.base_url={server.url}"),
+        # 30s: a quarter goes to the silent planner, the rest must still finish a trial on a busy machine
+        res = run_cli(*robot_args(30, 0.8, "planner=anthropic", f"planner.base_url={server.url}"),
                       cwd=tmp_path, module="launcher.robot", env_extra={"ANTHROPIC_API_KEY": "sk-test-0"})
     wall = time.monotonic() - started
     assert res.returncode == 0, res.stderr
-    assert wall <= 20 + BUDGET_MARGIN
+    assert wall <= 30 + BUDGET_MARGIN
     [plan] = [json.loads(p.read_text()) for p in (tmp_path / "exp").glob("plan_*.json")]
     assert plan["planner"].startswith("heuristic") and "did not answer within" in plan["fallback"]
     assert json.loads((tmp_path / "exp" / "robot.json").read_text())["met"] is True

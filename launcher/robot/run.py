@@ -176,7 +176,8 @@ class SearchWindow:
 
     def __init__(self, task: MLTask, board: Leaderboard, blueprint: Blueprint, clock: Clock, cores: int) -> None:
         self.task, self.board, self.blueprint, self.clock, self.cores = task, board, blueprint, clock, cores
-        self.extra: float | None = None  # the larger ensemble's extra time, once looked at
+        self.extra = 0.0  # the larger ensemble's extra time
+        self.seen = -1  # finished trials when the ensemble was last looked at
 
     def __call__(self) -> float:
         from launcher.robot.ensemble import MOST_MEMBERS, choose
@@ -185,14 +186,16 @@ class SearchWindow:
         reserve = final_reserve(self.board, self.blueprint, self.clock, self.cores)
         left = self.clock.left() - reserve
         slowest = _slowest(self.board, folds)
-        if self.extra is None and slowest is not None and MOST_MEMBERS > self.cores:
+        finished = len(self.board.finished)
+        if slowest is not None and MOST_MEMBERS > self.cores and finished != self.seen:
             ahead = final_seconds([(slowest, 1.0)] * MOST_MEMBERS, folds, self.cores) - reserve
-            if left <= ahead + POLL:
+            if left <= ahead + POLL:  # near the end: look again whenever a trial has finished
+                self.seen = finished
                 choice = choose(self.board, self.task.task_type)
                 self.extra = 0.0
                 if choice is not None and choice.chosen and len(choice.members) > self.cores:
                     self.extra = max(0.0, final_seconds(choice.members, folds, self.cores) - reserve)
-        return left - (self.extra or 0.0)
+        return left - self.extra
 
 
 def _slowest(board: Leaderboard, folds: int | None) -> Trial | None:
