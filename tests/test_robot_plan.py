@@ -309,3 +309,23 @@ def test_python_api_generates_a_checked_blueprint(tmp_path, monkeypatch):
     blueprint = maker.generate_model_blueprint(task)
     assert isinstance(blueprint, MLModelBlueprint) and blueprint.metric == "accuracy"
     assert not (tmp_path / "conf").exists()  # generating writes nothing
+
+
+def test_offline_planning_never_imports_an_llm_sdk_or_a_framework(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import HEAVY
+
+    churn(tmp_path)
+    code = ("import sys, runpy\n"
+            "sys.argv = ['robot', 'task=Predict churn', 'data=csv', 'data.path=churn.csv', 'data.target=churned',"
+            " 'plan_only=true', 'hydra.run.dir=exp']\n"
+            "try:\n    runpy.run_module('launcher.robot', run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            # optuna is the robot's own (its searches); the LLM SDKs and the frameworks are not
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules and m != 'optuna'))\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "conf" / "experiment" / "robot" / "predict_churn.yaml").is_file()
+    assert res.stdout.strip().splitlines()[-1] == "[]"
