@@ -16,7 +16,7 @@ from helpers import messy_frame
 
 def test_preprocessing_types_columns_and_fits_on_train_only():
     frame = messy_frame().drop(columns=["churned"])
-    train, other = frame.iloc[:80], frame.iloc[80:]
+    train = frame.iloc[:80]
     pre = Preprocessor().fit(train)
     kinds = pre.describe()
     assert kinds["numeric"] == ["monthly income", "age"]

@@ -2,11 +2,9 @@
 quietly, predict as people use it. Each category is a table of small generated files."""
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import stat
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -61,6 +59,7 @@ def test_files_as_they_come_are_read_and_recorded(make_cfg, tmp_path, name, make
     record = json.loads((run_dir() / "metrics.json").read_text())
     assert record["test"]["accuracy"] > 0.8  # the numbers were read as numbers
     meta = artifacts.read_metadata(run_dir() / "model")
+    assert meta["data"]["name"] == record["data"] == path.stem  # the model says what it was trained on
     for key, value in expected.items():
         assert meta["data"]["read"][key] == value
     kinds = meta["features"]["kinds"]

@@ -100,7 +100,6 @@ def test_same_seed_same_result_other_seed_other_split(make_cfg):
 
 
 def test_saved_model_reloads_and_predicts_the_same(make_cfg):
-    import pandas as pd
     from sklearn.datasets import load_iris
 
     from launcher.pipeline.predict import SavedRun

@@ -200,7 +200,7 @@ def _save(p: Prepared, fitted: Fitted, cfg: DictConfig, out: Path, scores: dict[
         "preprocessing.json": {"features": fitted.pre.to_dict(),
                                "target": p.target.to_dict() if p.target else {"task": p.task}},
     }, metadata={
-        "task": p.task, "model": p.spec.get("name"), "data": p.dataset.name,
+        "task": p.task, "model": p.spec.get("name"),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "features": {"input_columns": fitted.pre.input_columns, "kinds": fitted.pre.describe(),
                      "n_features": fitted.splits.schema.n_features,
@@ -210,8 +210,8 @@ def _save(p: Prepared, fitted: Fitted, cfg: DictConfig, out: Path, scores: dict[
         "device": fitted.history.device,
         "training": fitted.history.extra,
         "refit": {"rows": len(fitted.splits.X_train)} if refit else None,
-        "data": {"notes": [n.message for n in p.dataset.notes], "excluded": p.dataset.excluded,
-                 "read": p.dataset.read},
+        "data": {"name": p.dataset.name, "notes": [n.message for n in p.dataset.notes],
+                 "excluded": p.dataset.excluded, "read": p.dataset.read},
         "git_commit": git_commit(original_cwd()),
     })
 

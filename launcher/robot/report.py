@@ -25,11 +25,11 @@ def write_report(task: MLTask, board: Leaderboard, exp: Path, seconds: float, ex
     lines = [f"# {task.description}", "", f"- status: {status}",
              f"- task: {task.task_type} ({task.reason}); metric: {task.metric}",
              f"- data: {task.dataset.describe()}",
-             f"- requirement: " + (f"{task.metric} {'>=' if DIRECTION[task.metric] == 'maximize' else '<='} "
+             "- requirement: " + (f"{task.metric} {'>=' if DIRECTION[task.metric] == 'maximize' else '<='} "
                                    f"{task.requirements.threshold:g}" if task.requirements.threshold is not None
                                    else "none"),
              f"- time: {seconds:.0f}s of a {task.budget:g}s budget",
-             f"- trials: " + ", ".join(f"{_state(k, status)} {v}" for k, v in sorted(board.counts().items())), ""]
+             "- trials: " + ", ".join(f"{_state(k, status)} {v}" for k, v in sorted(board.counts().items())), ""]
     if experiment is not None:
         met = experiment.requirement_met
         lines += ["## Result", "",

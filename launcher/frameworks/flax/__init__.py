@@ -18,10 +18,9 @@ a file of another network is refused.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,9 @@ from launcher.core.paths import original_cwd
 from launcher.core.specs import NETWORK_TYPES, image_shape, parse_spec, sequence_shape
 from launcher.core.trainer import TrainerSettings, find_checkpoint
 from launcher.core.types import DataSchema, History, Report, Splits
+from launcher.frameworks import network_file
 
-WEIGHTS, NETWORK = "model.msgpack", "network.json"
+WEIGHTS = "model.msgpack"  # beside network_file.NETWORK
 LAST_CHECKPOINT, BEST_CHECKPOINT = "last.msgpack", "best.msgpack"  # under <run dir>/checkpoints
 FORMAT = "launcher-flax/1"
 PREDICT_CHUNK = 8192
@@ -210,23 +210,11 @@ class FlaxAdapter(Adapter):
         _, params, stats = split_model(model.net)
         state.write(directory / WEIGHTS, {"format": FORMAT, "params": state.to_arrays(params),
                                           "batch_stats": state.to_arrays(stats)})
-        info = {"format": FORMAT, "spec": asdict(model.spec), "schema": model.schema.to_dict(),
-                "jax": jax.__version__, "flax": flax.__version__}
-        (directory / NETWORK).write_text(json.dumps(info, indent=2, default=str))
+        network_file.write(directory, FORMAT, model, jax=jax.__version__, flax=flax.__version__)
 
     def load(self, directory: Path) -> FlaxModel:
         directory = Path(directory)
-        for name in (WEIGHTS, NETWORK):
-            if not (directory / name).is_file():
-                raise ArtifactError(f"{directory} is not a saved JAX model: {name} is missing")
-        try:
-            info = json.loads((directory / NETWORK).read_text())
-            if info.get("format") != FORMAT:
-                raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r} (saved by another version "
-                                 "of launcher: retrain)")
-            spec, schema = parse_spec(info["spec"]), DataSchema.from_dict(info["schema"])
-        except (ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
-            raise ArtifactError(f"{directory / NETWORK} is unreadable: {exc}") from None
+        spec, schema, _ = network_file.read(directory, FORMAT, WEIGHTS, "JAX")
         self._jax()
         from flax import nnx
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -55,13 +54,13 @@ import optax
 from flax import nnx
 
 from launcher.core.errors import ArtifactError, ConfigError
-from launcher.core.trainer import (CheckpointPolicy, EpochDisplay, EpochRecorder, LRSchedule, Stopwatch,
-                                   TrainerSettings, TrainingInterrupted, batch_order, check_resumable,
-                                   epoch_metrics)
+from launcher.core.trainer import (EpochDisplay, EpochRecorder, LRSchedule, Stopwatch, TrainerSettings,
+                                   batch_order, check_resumable, epoch_metrics)
 from launcher.core.types import History, Report, Splits
 from launcher.frameworks.flax import BEST_CHECKPOINT as BEST, LAST_CHECKPOINT as LAST, state as statefile
+from launcher.frameworks.checkpoints import EpochCheckpoints
 from launcher.frameworks.flax.networks import abstract_network, build_network
-from launcher.io import verify, write_verified
+from launcher.io import verify
 
 log = logging.getLogger("launcher")
 
@@ -387,70 +386,30 @@ def predict(model: Any, X: np.ndarray, chunk: int) -> np.ndarray:
 
 
 # -- checkpoints -------------------------------------------------------------------------------
-class Checkpoints:
-    """last.msgpack and best.msgpack under <run dir>/checkpoints.
+class Checkpoints(EpochCheckpoints):
+    """last.msgpack and best.msgpack (see launcher.frameworks.checkpoints for when they are
+    written). The held state is references to immutable jax arrays: nothing to copy."""
 
-    Written beside the final name and renamed, so a kill mid-write leaves the previous file
-    intact. When the policy skips a write, the epoch's state is kept in memory (references to
-    immutable jax arrays: nothing to copy) and written by `flush` if the fit stops before the
-    next write.
-    """
+    LAST, BEST = LAST, BEST
 
     def __init__(self, workdir: Path, model: Any, settings: TrainerSettings) -> None:
-        self.dir = Path(workdir) / "checkpoints"
-        self.last, self.best = self.dir / LAST, self.dir / BEST
-        self.meta = json.dumps({"format": CHECKPOINT_FORMAT, "spec": asdict(model.spec),
-                                "schema": model.schema.to_dict(), "trainer": settings.fixed()}, default=str)
-        self.policy = CheckpointPolicy()
-        self.written_epoch: int | None = None
-        self.pending: dict[str, Any] | None = None
-        self.pending_best: dict[str, Any] | None = None
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir, json.dumps({"format": CHECKPOINT_FORMAT, "spec": asdict(model.spec),
+                                              "schema": model.schema.to_dict(), "trainer": settings.fixed()},
+                                             default=str))
 
-    def epoch_end(self, state: dict[str, Any], best: tuple[Any, Any] | None, seconds: float, final: bool) -> None:
-        if best is not None:
-            self.pending_best = {"params": best[0], "stats": best[1], "epoch": state["recorder"]["best_epoch"]}
-        if self.policy.due(seconds, final):
-            clock = Stopwatch()
-            self._write(state)
-            self.policy.wrote(clock.seconds())
-        else:
-            self.pending = state
-
-    def flush(self) -> None:
-        if self.pending is not None:
-            self._write(self.pending)
-
-    def _write(self, state: dict[str, Any]) -> None:
+    def write_last(self, state: dict[str, Any]) -> None:
         statefile.write(self.last, {
             "format": CHECKPOINT_FORMAT, "launcher": self.meta, "epoch": int(state["epoch"]),
             "recorder": json.dumps(state["recorder"]), "schedule": json.dumps(state["schedule"]),
             "rng": np.asarray(jax.random.key_data(state["root"])),
             "params": statefile.to_arrays(state["params"]), "batch_stats": statefile.to_arrays(state["stats"]),
             "opt_state": statefile.to_arrays(state["opt_state"])}, verified=True)
-        self.written_epoch = int(state["epoch"])
-        if self.pending_best is not None:
-            b = self.pending_best
-            statefile.write(self.best, {"format": CHECKPOINT_FORMAT, "launcher": self.meta, "epoch": int(b["epoch"]),
-                                        "params": statefile.to_arrays(b["params"]),
-                                        "batch_stats": statefile.to_arrays(b["stats"])}, verified=True)
-            self.pending_best = None
-        self.pending = None
 
-    def keep_best(self, source: Path) -> None:
-        """A resumed run whose best epoch came before the resume keeps that best.msgpack."""
-        if source.resolve() != self.best.resolve():
-            write_verified(self.best, lambda tmp: shutil.copyfile(source, tmp))
-
-    def __enter__(self) -> "Checkpoints":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            return
-        self.flush()
-        if issubclass(exc_type, KeyboardInterrupt) and self.written_epoch is not None:
-            raise TrainingInterrupted(self.written_epoch, self.last) from exc
+    def write_best(self, best: dict[str, Any]) -> None:
+        params, stats = best["weights"]
+        statefile.write(self.best, {"format": CHECKPOINT_FORMAT, "launcher": self.meta, "epoch": int(best["epoch"]),
+                                    "params": statefile.to_arrays(params),
+                                    "batch_stats": statefile.to_arrays(stats)}, verified=True)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

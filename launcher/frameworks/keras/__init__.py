@@ -38,9 +38,10 @@ from launcher.core.errors import ArtifactError, ConfigError, one_of
 from launcher.core.specs import NETWORK_TYPES, image_shape, parse_spec, sequence_shape
 from launcher.core.trainer import TrainerSettings, check_resumable, find_checkpoint
 from launcher.core.types import DataSchema, FrameworkStatus, History, Report, Splits
+from launcher.frameworks import network_file
 from launcher.frameworks.keras import checkpoints, runtime
 
-WEIGHTS, NETWORK = "model.keras", "network.json"
+WEIGHTS = "model.keras"  # beside network_file.NETWORK
 FORMAT = "launcher-keras/1"
 PREDICT_CHUNK = 8192
 APIS = ("auto", "sequential", "functional")
@@ -240,24 +241,12 @@ class KerasAdapter(Adapter):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.network(model).save(directory / WEIGHTS)
-        info = {"format": FORMAT, "spec": asdict(model.spec), "api": model.api, "schema": model.schema.to_dict(),
-                "keras": keras.__version__}
-        (directory / NETWORK).write_text(json.dumps(info, indent=2, default=str))
+        network_file.write(directory, FORMAT, model, api=model.api, keras=keras.__version__)
 
     def load(self, directory: Path) -> KerasModel:
         directory = Path(directory)
-        for name in (WEIGHTS, NETWORK):
-            if not (directory / name).is_file():
-                raise ArtifactError(f"{directory} is not a saved TensorFlow model: {name} is missing")
-        try:
-            info = json.loads((directory / NETWORK).read_text())
-            if info.get("format") != FORMAT:
-                raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r} (saved by another version "
-                                 "of launcher: retrain)")
-            spec, schema = parse_spec(info["spec"]), DataSchema.from_dict(info["schema"])
-            api = network_api({"api": info["api"]}, spec)
-        except (ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
-            raise ArtifactError(f"{directory / NETWORK} is unreadable: {exc}") from None
+        spec, schema, api = network_file.read(directory, FORMAT, WEIGHTS, "TensorFlow",
+                                              more=lambda info, spec: network_api({"api": info["api"]}, spec))
         _check_classes(directory / WEIGHTS)
         _, keras = runtime.import_tensorflow()
         from launcher.frameworks.keras import networks
@@ -271,7 +260,7 @@ class KerasAdapter(Adapter):
             expected = networks.build_network(spec, schema, api)
         if [tuple(v.shape) for v in net.weights] != [tuple(v.shape) for v in expected.weights] \
                 or tuple(net.input_shape) != (None, schema.n_features):
-            raise ArtifactError(f"{directory / WEIGHTS} does not hold the {spec.type} that {NETWORK} describes; the "
+            raise ArtifactError(f"{directory / WEIGHTS} does not hold the {spec.type} that {network_file.NETWORK} describes; the "
                                 "artifact was modified: retrain")
         return KerasModel(spec, schema, api, net, fitted=True)
 

@@ -12,77 +12,36 @@ NumPy only: the adapter reads a checkpoint's settings before TensorFlow is impor
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from launcher.core.errors import ArtifactError, ConfigError
-from launcher.core.trainer import CheckpointPolicy, Stopwatch, TrainerSettings, TrainingInterrupted
+from launcher.core.trainer import TrainerSettings
+from launcher.frameworks.checkpoints import EpochCheckpoints
 from launcher.io import verify, write_verified
 
 FORMAT = "launcher-keras-checkpoint/1"
 LAST, BEST = "last.npz", "best.npz"
 
 
-class Checkpoints:
-    """last.npz and best.npz under <run dir>/checkpoints.
+class Checkpoints(EpochCheckpoints):
+    """last.npz and best.npz (see launcher.frameworks.checkpoints for when they are written).
+    The held state is already a copy: Keras variables are read out as NumPy arrays."""
 
-    Written beside the final name and renamed, so a kill mid-write leaves the previous file
-    intact (launcher.io.write_verified, which records the checksum). When the policy skips a
-    write, the epoch's state (already a copy) is kept and written by `flush` if the fit stops
-    before the next write; Ctrl-C then ends with TrainingInterrupted, naming the epoch saved.
-    """
+    LAST, BEST = LAST, BEST  # the module's names, read by the adapter before TensorFlow loads
 
     def __init__(self, workdir: Path, spec: dict[str, Any], schema: Any, settings: TrainerSettings) -> None:
-        self.dir = Path(workdir) / "checkpoints"
-        self.last, self.best = self.dir / LAST, self.dir / BEST
-        self.meta = {"format": FORMAT, "spec": spec, "schema": schema.to_dict(),
-                     "trainer": settings.fixed()}
-        self.policy = CheckpointPolicy()
-        self.written_epoch: int | None = None
-        self.pending: dict[str, Any] | None = None
-        self.pending_best: dict[str, Any] | None = None
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir, {"format": FORMAT, "spec": spec, "schema": schema.to_dict(),
+                                   "trainer": settings.fixed()})
 
-    def epoch_end(self, state: dict[str, Any], best: list[np.ndarray] | None, seconds: float, final: bool) -> None:
-        if best is not None:
-            self.pending_best = {"net": best, "epoch": state["recorder"]["best_epoch"]}
-        if self.policy.due(seconds, final):
-            clock = Stopwatch()
-            self._write(state)
-            self.policy.wrote(clock.seconds())
-        else:
-            self.pending = state
-
-    def flush(self) -> None:
-        if self.pending is not None:
-            self._write(self.pending)
-
-    def _write(self, state: dict[str, Any]) -> None:
+    def write_last(self, state: dict[str, Any]) -> None:
         save(self.last, state["net"], state["optimizer"],
-              {"launcher": self.meta, "recorder": state["recorder"], "schedule": state["schedule"]})
-        self.written_epoch = int(state["recorder"]["epochs"][-1]["epoch"])
-        if self.pending_best is not None:
-            save(self.best, self.pending_best["net"], [], {"launcher": self.meta, "epoch": self.pending_best["epoch"]})
-            self.pending_best = None
-        self.pending = None
+             {"launcher": self.meta, "recorder": state["recorder"], "schedule": state["schedule"]})
 
-    def keep_best(self, source: Path) -> None:
-        """A resumed run whose best epoch came before the resume keeps that best.npz."""
-        if source.resolve() != self.best.resolve():
-            write_verified(self.best, lambda tmp: shutil.copyfile(source, tmp))
-
-    def __enter__(self) -> "Checkpoints":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            return
-        self.flush()
-        if issubclass(exc_type, KeyboardInterrupt) and self.written_epoch is not None:
-            raise TrainingInterrupted(self.written_epoch, self.last) from exc
+    def write_best(self, best: dict[str, Any]) -> None:
+        save(self.best, best["weights"], [], {"launcher": self.meta, "epoch": best["epoch"]})
 
 
 def save(path: Path, net: list[np.ndarray], optimizer: list[np.ndarray], doc: dict[str, Any]) -> None:

@@ -17,9 +17,8 @@ metrics and they stop together. Only the first process writes (History.writer).
 """
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,8 +29,9 @@ from launcher.core.errors import ArtifactError, ConfigError
 from launcher.core.specs import NETWORK_TYPES, image_shape, parse_spec, sequence_shape
 from launcher.core.trainer import TrainerSettings, find_checkpoint
 from launcher.core.types import DataSchema, History, Report, Splits
+from launcher.frameworks import network_file
 
-WEIGHTS, NETWORK = "model.safetensors", "network.json"
+WEIGHTS = "model.safetensors"  # beside network_file.NETWORK
 FORMAT = "launcher-torch/2"
 PREDICT_CHUNK = 8192
 
@@ -185,9 +185,7 @@ class TorchAdapter(Adapter):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
         save_file(state, str(directory / WEIGHTS), metadata={"format": FORMAT})
-        info = {"format": FORMAT, "spec": asdict(model.spec), "schema": model.schema.to_dict(),
-                "torch": torch.__version__}
-        (directory / NETWORK).write_text(json.dumps(info, indent=2, default=str))
+        network_file.write(directory, FORMAT, model, torch=torch.__version__)
 
     def load(self, directory: Path) -> TorchModel:
         from safetensors import SafetensorError
@@ -196,17 +194,7 @@ class TorchAdapter(Adapter):
         from launcher.frameworks.torch.networks import build_network
 
         directory = Path(directory)
-        for name in (WEIGHTS, NETWORK):
-            if not (directory / name).is_file():
-                raise ArtifactError(f"{directory} is not a saved PyTorch model: {name} is missing")
-        try:
-            info = json.loads((directory / NETWORK).read_text())
-            if info.get("format") != FORMAT:
-                raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r} (saved by another version "
-                                 "of launcher: retrain)")
-            spec, schema = parse_spec(info["spec"]), DataSchema.from_dict(info["schema"])
-        except (ValueError, KeyError, TypeError, ConfigError) as exc:
-            raise ArtifactError(f"{directory / NETWORK} is unreadable: {exc}") from None
+        spec, schema, _ = network_file.read(directory, FORMAT, WEIGHTS, "PyTorch")
         net = build_network(spec, schema)
         try:
             net.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)

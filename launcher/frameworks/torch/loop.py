@@ -18,7 +18,6 @@ Imports torch and Lightning at the top: only the adapter imports this module, in
 from __future__ import annotations
 
 import logging
-import shutil
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -29,10 +28,10 @@ import torch
 from lightning.fabric import Fabric
 from torch import nn
 
-from launcher.core.trainer import (CheckpointPolicy, EpochDisplay, EpochRecorder, LRSchedule, Stopwatch,
-                                   TrainerSettings, TrainingInterrupted, batch_order, check_resumable,
-                                   epoch_metrics, epoch_seed)
+from launcher.core.trainer import (EpochDisplay, EpochRecorder, LRSchedule, Stopwatch, TrainerSettings,
+                                   batch_order, check_resumable, epoch_metrics, epoch_seed)
 from launcher.core.types import History, Report, Splits
+from launcher.frameworks.checkpoints import EpochCheckpoints
 from launcher.frameworks.torch.networks import build_network
 from launcher.io import verify, write_verified
 
@@ -207,66 +206,23 @@ def _validate(net: nn.Module, X: torch.Tensor, y: torch.Tensor, regression: bool
     return out
 
 
-class Checkpoints:
-    """last.ckpt and best.ckpt under <run dir>/checkpoints; only the first process writes.
-
-    A file is written beside its final name and renamed, so a kill mid-write leaves the previous
-    checkpoint intact. When the policy skips a write, the epoch's state is kept in memory (a
-    copy: the live tensors move on) and written by `flush` if the fit stops before the next write.
-    """
+class Checkpoints(EpochCheckpoints):
+    """last.ckpt and best.ckpt (see launcher.frameworks.checkpoints for when they are written);
+    only the first process writes. The held state is a copy: the live tensors move on."""
 
     def __init__(self, workdir: Path, fabric: Fabric, model: Any, settings: TrainerSettings) -> None:
-        self.dir = Path(workdir) / "checkpoints"
-        self.last, self.best = self.dir / "last.ckpt", self.dir / "best.ckpt"
-        self.writer = fabric.is_global_zero
-        self.meta = {"format": CHECKPOINT_FORMAT, "spec": asdict(model.spec), "schema": model.schema.to_dict(),
-                     "trainer": settings.fixed()}
-        self.policy = CheckpointPolicy()
-        self.written_epoch: int | None = None
-        self.pending: dict[str, Any] | None = None
-        self.pending_best: dict[str, Any] | None = None
-        if self.writer:
-            self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir, {"format": CHECKPOINT_FORMAT, "spec": asdict(model.spec),
+                                   "schema": model.schema.to_dict(), "trainer": settings.fixed()},
+                         writer=fabric.is_global_zero)
 
-    def epoch_end(self, state: dict[str, Any], best: dict[str, torch.Tensor] | None, seconds: float,
-                  final: bool) -> None:
-        if not self.writer:
-            return
-        if best is not None:
-            self.pending_best = {"net": best, "epoch": state["recorder"]["best_epoch"]}
-        if self.policy.due(seconds, final):
-            clock = Stopwatch()
-            self._write(state)
-            self.policy.wrote(clock.seconds())
-        else:
-            self.pending = _copy(state)
+    def hold(self, state: dict[str, Any]) -> dict[str, Any]:
+        return _copy(state)
 
-    def flush(self) -> None:
-        if self.writer and self.pending is not None:
-            self._write(self.pending)
-
-    def _write(self, state: dict[str, Any]) -> None:
+    def write_last(self, state: dict[str, Any]) -> None:
         _save(self.last, {**state, "launcher": self.meta})
-        self.written_epoch = int(state["recorder"]["epochs"][-1]["epoch"])
-        if self.pending_best is not None:
-            _save(self.best, {**self.pending_best, "launcher": self.meta})
-            self.pending_best = None
-        self.pending = None
 
-    def keep_best(self, source: Path) -> None:
-        """A resumed run whose best epoch came before the resume keeps that best.ckpt."""
-        if self.writer and source.resolve() != self.best.resolve():
-            write_verified(self.best, lambda tmp: shutil.copyfile(source, tmp))
-
-    def __enter__(self) -> "Checkpoints":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            return
-        self.flush()
-        if issubclass(exc_type, KeyboardInterrupt) and self.written_epoch is not None and self.writer:
-            raise TrainingInterrupted(self.written_epoch, self.last) from exc
+    def write_best(self, best: dict[str, Any]) -> None:
+        _save(self.best, {"net": best["weights"], "epoch": best["epoch"], "launcher": self.meta})
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
