@@ -25,21 +25,8 @@ log = logging.getLogger("launcher")
 
 
 def run() -> None:
-    """The command (python -m launcher, and the `launcher` script): Hydra's app, with a
-    composition error (an unknown option or key) shown as one line and exit status 2, like
-    every other bad input. What Hydra writes to stderr while it composes is held back until the
-    run starts (launcher.callbacks releases it) or the command ends."""
-    cli.hold_stderr()
-    try:
-        main()
-    except SystemExit as exc:
-        message = cli.held_message()
-        if message is not None and exc.code not in (0, None):
-            print(f"error: {message or 'the configuration could not be composed'}", file=sys.stderr)
-            raise SystemExit(2) from None
-        raise
-    finally:
-        cli.release_stderr()
+    """The command (python -m launcher, and the `launcher` script)."""
+    cli.run_hydra_app(main)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://launcher.conf", config_name="train")

@@ -134,6 +134,24 @@ def run(main: Callable[[list[str]], int]) -> None:
     sys.exit(code)
 
 
+def run_hydra_app(main: Callable[[], object]) -> None:
+    """Run a Hydra app (python -m launcher, the robot) with a composition error (an unknown
+    option or key) shown as one line and exit status 2, like every other bad input. What Hydra
+    writes to stderr while it composes is held back until the run starts (launcher.callbacks
+    releases it) or the command ends."""
+    hold_stderr()
+    try:
+        main()
+    except SystemExit as exc:
+        message = held_message()
+        if message is not None and exc.code not in (0, None):
+            print(f"error: {message or 'the configuration could not be composed'}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
+    finally:
+        release_stderr()
+
+
 # -- stderr while a Hydra app composes its config --------------------------------------------
 class _Held:
     """What Hydra writes to stderr before a run starts (while it composes the config) is held,

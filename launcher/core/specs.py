@@ -197,3 +197,21 @@ def sequence_shape(spec: RNNSpec | TransformerSpec, schema: DataSchema) -> tuple
             "[steps,features] whose product is the feature count"
         )
     return int(steps), int(size)
+
+
+NEURAL_TASKS = ("classification", "regression")
+
+
+def check_network(framework: str, spec: dict[str, Any],
+                  schema: DataSchema) -> MLPSpec | CNNSpec | RNNSpec | TransformerSpec:
+    """The parsed spec, once the task is one a network learns and the data's shape fits the
+    architecture: the same checks for every neural framework, before it is imported."""
+    if schema.task not in NEURAL_TASKS:
+        raise ConfigError(f"framework={framework} does classification and regression, not {schema.task}; "
+                          "use framework=sklearn for clustering (model=kmeans)")
+    parsed = parse_spec(spec)
+    if parsed.type == "cnn":
+        image_shape(parsed, schema)
+    elif parsed.type in ("rnn", "transformer"):
+        sequence_shape(parsed, schema)
+    return parsed

@@ -106,17 +106,7 @@ def task_arguments(argv: list[str]) -> list[str]:
 
 def run() -> None:
     sys.argv[1:] = task_arguments(sys.argv[1:])
-    cli.hold_stderr()
-    try:
-        main()
-    except SystemExit as exc:
-        message = cli.held_message()
-        if message is not None and exc.code not in (0, None):
-            print(f"error: {message or 'the configuration could not be composed'}", file=sys.stderr)
-            raise SystemExit(2) from None
-        raise
-    finally:
-        cli.release_stderr()
+    cli.run_hydra_app(main)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import numpy as np
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError, ConfigError
 from launcher.core.paths import original_cwd
-from launcher.core.specs import NETWORK_TYPES, image_shape, parse_spec, sequence_shape
+from launcher.core.specs import NETWORK_TYPES, check_network
 from launcher.core.trainer import TrainerSettings, find_checkpoint
 from launcher.core.types import DataSchema, History, Report, Splits
 from launcher.frameworks import network_file
@@ -142,14 +142,7 @@ class FlaxAdapter(Adapter):
 
     # -- before training ------------------------------------------------------------------------
     def check(self, spec: dict[str, Any], schema: DataSchema, settings: TrainerSettings) -> None:
-        if schema.task not in self.tasks:
-            raise ConfigError(f"framework=jax does classification and regression, not {schema.task}; "
-                              "use framework=sklearn for clustering (model=kmeans)")
-        parsed = parse_spec(spec)
-        if parsed.type == "cnn":
-            image_shape(parsed, schema)
-        elif parsed.type in ("rnn", "transformer"):
-            sequence_shape(parsed, schema)
+        check_network("jax", spec, schema)
         settings.check_task(schema.task)
         self._check_precision(settings.precision)
         self.placement()
@@ -165,9 +158,7 @@ class FlaxAdapter(Adapter):
 
     # -- the five verbs -------------------------------------------------------------------------
     def build(self, spec: dict[str, Any], schema: DataSchema) -> FlaxModel:
-        if schema.task not in self.tasks:
-            raise ConfigError(f"framework=jax does classification and regression, not {schema.task}")
-        parsed = parse_spec(spec)
+        parsed = check_network("jax", spec, schema)
         self._jax()
         from launcher.frameworks.flax.networks import abstract_network
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError, ConfigError, one_of
-from launcher.core.specs import NETWORK_TYPES, image_shape, parse_spec, sequence_shape
+from launcher.core.specs import NETWORK_TYPES, check_network
 from launcher.core.trainer import TrainerSettings, check_resumable, find_checkpoint
 from launcher.core.types import DataSchema, FrameworkStatus, History, Report, Splits
 from launcher.frameworks import network_file
@@ -159,15 +159,8 @@ class KerasAdapter(Adapter):
         self._check_precision(settings.precision, device)
 
     def _check_model(self, spec: Mapping[str, Any], schema: DataSchema) -> Any:
-        if schema.task not in self.tasks:
-            raise ConfigError(f"framework=tensorflow does classification and regression, not {schema.task}; "
-                              "use framework=sklearn for clustering (model=kmeans)")
-        parsed = parse_spec(spec)
+        parsed = check_network("tensorflow", spec, schema)
         network_api(spec, parsed)
-        if parsed.type == "cnn":
-            image_shape(parsed, schema)
-        elif parsed.type in ("rnn", "transformer"):
-            sequence_shape(parsed, schema)
         return parsed
 
     def _configure(self, settings: TrainerSettings | None) -> str:
@@ -260,8 +253,8 @@ class KerasAdapter(Adapter):
             expected = networks.build_network(spec, schema, api)
         if [tuple(v.shape) for v in net.weights] != [tuple(v.shape) for v in expected.weights] \
                 or tuple(net.input_shape) != (None, schema.n_features):
-            raise ArtifactError(f"{directory / WEIGHTS} does not hold the {spec.type} that {network_file.NETWORK} describes; the "
-                                "artifact was modified: retrain")
+            raise ArtifactError(f"{directory / WEIGHTS} does not hold the {spec.type} that "
+                                f"{network_file.NETWORK} describes; the artifact was modified: retrain")
         return KerasModel(spec, schema, api, net, fitted=True)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError, ConfigError
-from launcher.core.specs import NETWORK_TYPES, image_shape, parse_spec, sequence_shape
+from launcher.core.specs import NETWORK_TYPES, check_network
 from launcher.core.trainer import TrainerSettings, find_checkpoint
 from launcher.core.types import DataSchema, History, Report, Splits
 from launcher.frameworks import network_file
@@ -74,14 +74,7 @@ class TorchAdapter(Adapter):
 
     # -- before training ------------------------------------------------------------------------
     def check(self, spec: dict[str, Any], schema: DataSchema, settings: TrainerSettings) -> None:
-        if schema.task not in self.tasks:
-            raise ConfigError(f"framework=pytorch does classification and regression, not {schema.task}; "
-                              "use framework=sklearn for clustering (model=kmeans)")
-        parsed = parse_spec(spec)
-        if parsed.type == "cnn":
-            image_shape(parsed, schema)
-        elif parsed.type in ("rnn", "transformer"):
-            sequence_shape(parsed, schema)
+        check_network("pytorch", spec, schema)
         settings.check_task(schema.task)
         accelerator, _, _ = self.placement()
         self._check_precision(settings.precision, accelerator)
@@ -136,9 +129,7 @@ class TorchAdapter(Adapter):
     def build(self, spec: dict[str, Any], schema: DataSchema) -> TorchModel:
         from launcher.frameworks.torch.networks import build_network
 
-        if schema.task not in self.tasks:
-            raise ConfigError(f"framework=pytorch does classification and regression, not {schema.task}")
-        parsed = parse_spec(spec)
+        parsed = check_network("pytorch", spec, schema)
         return TorchModel(build_network(parsed, schema), parsed, schema)
 
     def fit(self, model: TorchModel, data: Splits, settings: TrainerSettings, *, workdir: Path | None = None,
