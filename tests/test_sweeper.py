@@ -397,29 +397,33 @@ def test_sampler_configs_are_typed_partial_and_refuse_motpe():
     from optuna.samplers import CmaEsSampler, GridSampler, RandomSampler
 
     from launcher.sweeper.optuna_sweeper import OptunaSweeperImpl
+    from launcher.sweeper.samplers import make_sampler
     from launcher.sweeper.search_space import parse_search_space
+
+    def sampler(sweeper, space, study_size=0):  # what a sweep makes of hydra.sweeper.sampler
+        return make_sampler(sweeper.sampler_spec, space, study_size, sweeper.n_trials)
 
     space = parse_search_space({"a": "choice(1, 2)", "b": "range(0, 4, 2)"}, [])
     partial = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler",
                                          "_partial_": True, "seed": 3})
-    assert isinstance(partial._sampler(space, 0)[0], RandomSampler)
+    assert isinstance(sampler(partial, space)[0], RandomSampler)
     grid = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.GridSampler", "_partial_": True})
     grid_space = parse_search_space({"a": "choice(1, 2)", "b": "range(0, 4, 2)"}, [], grid=True)
-    made, _ = grid._sampler(grid_space, 0)
-    assert isinstance(made, GridSampler) and grid.n_trials == 4  # 2 x 2 points
+    made, _, n_trials = sampler(grid, grid_space)
+    assert isinstance(made, GridSampler) and n_trials == 4  # 2 x 2 points
     cmaes = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.CmaEsSampler", "seed": 1,
                                        "n_startup_trials": 1, "use_separable_cma": False})
-    assert isinstance(cmaes._sampler(space, 0)[0], CmaEsSampler)
-    resumed, reseeded = partial._sampler(space, 5)
+    assert isinstance(sampler(cmaes, space)[0], CmaEsSampler)
+    resumed, reseeded, _ = sampler(partial, space, 5)
     assert reseeded[0] == 3 and reseeded[1] != 3  # a resumed study does not replay seed 3
     # _target_ switched to another class over the tpe preset: the preset's keys are dropped
     tpe_keys = {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": None, "seed": 1}
     switched = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler", **tpe_keys})
-    assert isinstance(switched._sampler(space, 0)[0], RandomSampler)
+    assert isinstance(sampler(switched, space)[0], RandomSampler)
     wrong = OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.RandomSampler",
                                        "n_startup_trials": 5})
     with pytest.raises(ConfigError, match="RandomSampler takes no argument n_startup_trials"):
-        wrong._sampler(space, 0)
+        sampler(wrong, space)
     with pytest.raises(ConfigError, match="MOTPESampler.*hydra/sweeper/sampler=tpe"):
         OptunaSweeperImpl(sampler={"_target_": "optuna.samplers.MOTPESampler"})
 

@@ -14,7 +14,6 @@ process that is gone is failed and re-run (resume.py); it does not count.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -30,7 +29,8 @@ from launcher.core.errors import ConfigError, LauncherError
 from launcher.sweeper import compat, resume
 from launcher.sweeper.config import TRIAL_ENV, Direction
 from launcher.sweeper.official import SweepStart, log_differences, search_space_distributions
-from launcher.sweeper.search_space import SearchSpace, encode_choice, grid_of, parse_search_space
+from launcher.sweeper.samplers import check_sampler, is_grid, make_sampler
+from launcher.sweeper.search_space import SearchSpace, encode_choice, parse_search_space
 from launcher.sweeper.storage import locate, open_storage
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class OptunaSweeperImpl:
         if self.scope not in SCOPES:
             raise ConfigError(f"hydra.sweeper.n_trials_scope must be study or invocation, got "
                               f"{self.scope!r}")
-        _check_sampler(self.sampler_spec)
+        check_sampler(self.sampler_spec)
         # Resolved through Hydra's instantiate, which refuses the targets its policy blocks
         # (os.system, ...), as hydra-optuna-sweeper does.
         self.custom_search_space_extender = None
@@ -127,7 +127,7 @@ class OptunaSweeperImpl:
 
     def search_space_config(self, arguments: Sequence[str] = ()) -> SearchSpace:
         """The search space: deprecated search_space, then params, then the command line."""
-        grid = _is_grid(self.sampler_spec)
+        grid = is_grid(self.sampler_spec)
         space = SearchSpace(distributions=search_space_distributions(self.search_space, self.params))
         given = parse_search_space(self.params, arguments, grid=grid)
         space.distributions.update(given.distributions)
@@ -167,7 +167,7 @@ class OptunaSweeperImpl:
             )
         orphans = resume.fail_orphans(study)
         size = len(study.get_trials(deepcopy=False))
-        study.sampler, reseeded = self._sampler(space, size)
+        study.sampler, reseeded, self.n_trials = make_sampler(self.sampler_spec, space, size, self.n_trials)
         counted = self._count(study)
         self.asked = 0
         if self.scope == "study":
@@ -208,7 +208,7 @@ class OptunaSweeperImpl:
         """Run trials until the budget is spent; returns the failure message if too many failed."""
         slots = 1 if in_process else self.n_jobs
         pool = _Inline() if slots == 1 else ThreadPoolExecutor(slots, thread_name_prefix="trial")
-        heartbeat = _Heartbeat(self.storage_obj, self.heartbeat_interval)
+        heartbeat = resume.Heartbeat(self.storage_obj, self.heartbeat_interval)
         started = time.monotonic()
         in_flight: dict[Future, Any] = {}
         stop: str | None = None
@@ -330,7 +330,7 @@ class OptunaSweeperImpl:
         waited = False
         while True:
             running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                       if t.number not in self.mine and not _local(t)]
+                       if t.number not in self.mine and not resume.is_local(t)]
             if not running:
                 return waited and self._count(study) < self.n_trials
             if not waited:
@@ -433,37 +433,6 @@ class OptunaSweeperImpl:
             "metric": self.metric, "pruner": self.pruner_spec,
         })
 
-    def _sampler(self, space: SearchSpace, study_size: int) -> tuple[Any, tuple | None]:
-        """The sampler, and (seed given, seed used) when a resumed study reseeds it."""
-        from hydra.utils import instantiate
-
-        given = self.sampler_spec
-        reseeded = None
-        if isinstance(given, dict):
-            spec = dict(given)
-            seed = resume_seed = spec.get("seed")
-            if study_size:
-                resume_seed = resume.resume_seed(seed, study_size)
-            if resume_seed != seed:
-                spec["seed"], reseeded = resume_seed, (seed, resume_seed)
-            if _is_grid(spec):
-                spec.pop("_partial_", None)
-                spec["search_space"] = self._grid(space)
-            made = instantiate(_accepted(spec), _convert_="all")
-        else:
-            made = given
-        if isinstance(made, functools.partial):  # _partial_: true, as hydra-optuna-sweeper's docs show
-            made = made(self._grid(space)) if _is_grid(made) else made()
-        return made, reseeded
-
-    def _grid(self, space: SearchSpace) -> dict[str, list[Any]]:
-        grid = grid_of(space.distributions)
-        size = math.prod(len(v) for v in grid.values())
-        if size < self.n_trials:
-            log.info("GridSampler: n_trials %d -> %d (the grid's size)", self.n_trials, size)
-            self.n_trials = size
-        return grid
-
     def _pruner(self) -> Any:
         from launcher.sweeper.pruning import make_pruner
 
@@ -533,58 +502,6 @@ def _counts(trial: Any) -> bool:
     return name == "FAIL" and bool(trial.user_attrs.get("failure"))
 
 
-def _local(trial: Any) -> bool:
-    """Was this trial asked by a sweep process on this machine (whose liveness we can judge)?"""
-    import socket
-
-    record = trial.system_attrs.get(resume.OWNER_ATTR)
-    return isinstance(record, dict) and record.get("host") == socket.gethostname()
-
-
-def _is_grid(spec: Any) -> bool:
-    if isinstance(spec, dict):
-        return str(spec.get("_target_", "")).endswith("GridSampler")
-    func = getattr(spec, "func", None)
-    return getattr(func, "__name__", "") == "GridSampler"
-
-
-def _accepted(spec: dict[str, Any]) -> dict[str, Any]:
-    """The sampler spec without the keys its class does not take that a preset left there
-    (``_target_: optuna.samplers.RandomSampler`` over the tpe preset); a key the user set for
-    a class that does not take it is a ConfigError."""
-    import inspect
-
-    from hydra.utils import get_class
-
-    from launcher.sweeper.config import is_preset_default
-
-    try:
-        accepted = inspect.signature(get_class(spec["_target_"])).parameters
-    except Exception:
-        return spec  # instantiate reports a target it cannot find
-    if any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
-        return spec
-    out = {}
-    for key, value in spec.items():
-        if key.startswith("_") or key in accepted:
-            out[key] = value
-        elif not is_preset_default(key, value):
-            raise ConfigError(f"hydra.sweeper.sampler: {spec['_target_']} takes no argument "
-                              f"{key} (given {value!r}); its arguments: {', '.join(accepted)}")
-    return out
-
-
-def _check_sampler(spec: Any) -> None:
-    if isinstance(spec, dict):
-        target = str(spec.get("_target_", ""))
-        if target.endswith("MOTPESampler"):
-            raise ConfigError("hydra.sweeper.sampler: Optuna 4 removed MOTPESampler; TPESampler "
-                              "handles several objectives: use hydra/sweeper/sampler=tpe")
-        if not target:
-            raise ConfigError("hydra.sweeper.sampler needs a _target_, e.g. "
-                              "optuna.samplers.TPESampler (or hydra/sweeper/sampler=tpe)")
-
-
 def _as_choice(distribution: Any, value: Any) -> Any:
     from optuna.distributions import CategoricalDistribution
 
@@ -627,40 +544,3 @@ class _Inline:
 
     def shutdown(self, wait: bool = True) -> None:
         pass
-
-
-class _Heartbeat:
-    """Records that this process is alive for each running trial, every interval seconds."""
-
-    def __init__(self, storage: Any, interval: int | None) -> None:
-        self.storage, self.interval = storage, interval
-        self.trial_ids: set[int] = set()
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.thread = None
-        if interval and hasattr(storage, "record_heartbeat"):
-            self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
-            self.thread.start()
-
-    def add(self, trial_id: int) -> None:
-        with self.lock:
-            self.trial_ids.add(trial_id)
-        if self.thread:
-            self.storage.record_heartbeat(trial_id)
-
-    def discard(self, trial_id: int) -> None:
-        with self.lock:
-            self.trial_ids.discard(trial_id)
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def _beat(self) -> None:
-        while not self.stopped.wait(self.interval):
-            with self.lock:
-                ids = list(self.trial_ids)
-            for trial_id in ids:
-                try:
-                    self.storage.record_heartbeat(trial_id)
-                except Exception as error:
-                    log.debug("heartbeat for trial id %d failed: %s", trial_id, error)

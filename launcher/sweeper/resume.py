@@ -13,12 +13,16 @@ A sweep process claims a trial (owner, then heartbeat) within milliseconds of as
 process killed in between leaves a RUNNING trial with neither, which Optuna's heartbeat check
 never judges; such an unclaimed trial is failed and re-queued once it is UNCLAIMED_AFTER seconds
 old.
+
+A sweep process beats a heartbeat (`Heartbeat`) for each trial it runs, so another machine's
+sweep on the same storage can judge its trials.
 """
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import threading
 import warnings
 from functools import lru_cache
 from typing import Any
@@ -175,3 +179,46 @@ def resume_seed(seed: Any, n_trials_in_study: int) -> Any:
     import numpy as np
 
     return int(np.random.SeedSequence([int(seed), n_trials_in_study]).generate_state(1)[0])
+
+
+def is_local(trial: Any) -> bool:
+    """Was this trial asked by a sweep process on this machine (whose liveness we can judge)?"""
+    record = trial.system_attrs.get(OWNER_ATTR)
+    return isinstance(record, dict) and record.get("host") == socket.gethostname()
+
+
+class Heartbeat:
+    """Records that this process is alive for each running trial, every interval seconds."""
+
+    def __init__(self, storage: Any, interval: int | None) -> None:
+        self.storage, self.interval = storage, interval
+        self.trial_ids: set[int] = set()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = None
+        if interval and hasattr(storage, "record_heartbeat"):
+            self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self.thread.start()
+
+    def add(self, trial_id: int) -> None:
+        with self.lock:
+            self.trial_ids.add(trial_id)
+        if self.thread:
+            self.storage.record_heartbeat(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        with self.lock:
+            self.trial_ids.discard(trial_id)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with self.lock:
+                ids = list(self.trial_ids)
+            for trial_id in ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as error:
+                    log.debug("heartbeat for trial id %d failed: %s", trial_id, error)
