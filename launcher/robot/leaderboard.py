@@ -18,6 +18,7 @@ from launcher.robot.space import ESTIMATORS, NETWORKS
 INTEGER_KEYS = {k for table in (*ESTIMATORS.values(), *NETWORKS.values()) for k, b in table.items() if b.kind == "int"}
 
 PARAM_PREFIX = "params_"
+FINAL_STATES = ("COMPLETE", "PRUNED", "FAIL")  # Optuna's: nothing more is written for such a trial
 
 
 @dataclass
@@ -46,7 +47,10 @@ class Leaderboard:
     trials: list[Trial] = field(default_factory=list)
 
     def add_sweep(self, sweep_dir: Path, slug: str) -> None:
-        self.trials = [t for t in self.trials if t.sweep != slug] + read_sweep(sweep_dir, slug, self.metric)
+        """Read (again) what a search has left. The robot polls this while the search runs: a
+        trial in a final state keeps what was read of it (its metrics.json does not change)."""
+        final = {t.number: t for t in self.trials if t.sweep == slug and t.state in FINAL_STATES}
+        self.trials = [t for t in self.trials if t.sweep != slug] + read_sweep(sweep_dir, slug, self.metric, final)
 
     @property
     def finished(self) -> list[Trial]:
@@ -90,13 +94,19 @@ class Leaderboard:
         return {"metric": self.metric, "direction": self.direction, "trials": [asdict(t) for t in self.trials]}
 
 
-def read_sweep(sweep_dir: Path, slug: str, metric: str) -> list[Trial]:
+def read_sweep(sweep_dir: Path, slug: str, metric: str, known: dict[int, Trial] | None = None) -> list[Trial]:
+    """The search's trials from its trials.csv; `known` trials (by number) in the same state
+    are taken as they are instead of being parsed again."""
     path = Path(sweep_dir) / "trials.csv"
     if not path.is_file():
         return []
     trials = []
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
+            same = (known or {}).get(int(row["number"]))
+            if same is not None and same.state == row.get("state"):
+                trials.append(same)
+                continue
             params = {k[len(PARAM_PREFIX):]: _value(k[len(PARAM_PREFIX):], v) for k, v in row.items()
                       if k.startswith(PARAM_PREFIX) and v not in ("", None)}
             run_dir = row.get("user_attrs_run_dir") or row.get("run_dir") or None

@@ -105,24 +105,28 @@ def execute(maker: Any, task: MLTask, profile: DatasetProfile, plan: Any, *, sta
     cores = max(1, os.cpu_count() or 1)
     blueprint, emitted = plan.blueprint, plan.emitted
     commands: list[str] = []
+
+    def met() -> bool | None:
+        best = board.best()
+        return task.requirements.met(best.score if best else None)
+
     try:
         if not state["rounds"] or state["rounds"][-1]["slug"] != emitted.slug:
             state["rounds"].append({"slug": emitted.slug, "planner": plan.planner, "command": emitted.command})
         while True:
             slug = state["rounds"][-1]["slug"]
             window = SearchWindow(task, board, blueprint, clock, cores)
-            if window() < MIN_SEARCH:
+            available = window()
+            if available < MIN_SEARCH:
                 log.info("robot: %.0fs left, kept for the final fit: no more searching", clock.left())
                 break
-            command = search_command(slug, exp, window(), cores, blueprint)
+            command = search_command(slug, exp, available, cores, blueprint)
             commands.append(" ".join(map(shlex.quote, command[3:])))
             _save_state(exp, task, state, clock, "running")
-            run_search(command, exp / "sweeps" / slug, slug, board, clock, window,
-                       enough=lambda: bool(task.requirements.met(board.best().score if board.best() else None)))
+            run_search(command, exp / "sweeps" / slug, slug, board, clock, window, enough=lambda: bool(met()))
             best = board.best()
-            met = task.requirements.met(best.score if best else None)
             state["rounds"][-1]["best"] = best.score if best else None
-            if met or window() < MIN_SEARCH:
+            if met() or window() < MIN_SEARCH:
                 break
             # The planner must answer in time for one more search worth starting.
             blueprint, emitted = refine(maker, task, profile, blueprint, board, len(state["rounds"]) + 1,
@@ -154,15 +158,14 @@ def one_fit(trial: Trial, folds: int | None) -> float:
     return (trial.seconds or 0.0) / max(1, (folds or 1) - 1)
 
 
-def final_reserve(board: Leaderboard, blueprint: Blueprint, clock: Clock, cores: int) -> float:
+def final_reserve(slowest: Trial | None, folds: int | None, clock: Clock, cores: int) -> float:
     """Time kept for the end: stopping the search and choosing (STOPPING), then one wave of
-    final fits as slow as the slowest trial an ensemble could take; before any trial has
-    finished, one fit taking a share of the budget. A larger ensemble is fitted only if it
-    fits what is left (finish)."""
-    slowest = _slowest(board, blueprint.cv_folds)
+    final fits as slow as the slowest trial an ensemble could take (`slowest`); before any
+    trial has finished, one fit taking a share of the budget. A larger ensemble is fitted only
+    if it fits what is left (finish)."""
     if slowest is None:
         return STOPPING + STARTUP + 1.25 * 0.04 * clock.budget + 0.5
-    return STOPPING + final_seconds([(slowest, 1.0)], blueprint.cv_folds, cores)
+    return STOPPING + final_seconds([(slowest, 1.0)], folds, cores)
 
 
 class SearchWindow:
@@ -183,9 +186,9 @@ class SearchWindow:
         from launcher.robot.ensemble import MOST_MEMBERS, choose
 
         folds = self.blueprint.cv_folds
-        reserve = final_reserve(self.board, self.blueprint, self.clock, self.cores)
-        left = self.clock.left() - reserve
         slowest = _slowest(self.board, folds)
+        reserve = final_reserve(slowest, folds, self.clock, self.cores)
+        left = self.clock.left() - reserve
         finished = len(self.board.finished)
         if slowest is not None and MOST_MEMBERS > self.cores and finished != self.seen:
             ahead = final_seconds([(slowest, 1.0)] * MOST_MEMBERS, folds, self.cores) - reserve
