@@ -92,3 +92,34 @@ def messy_frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
     churn[:2] = "unsure"  # a rare class: two rows
     return pd.DataFrame({"monthly income": income, "plan type": plan, "signup date": signup,
                          "age": age, "churned": churn})
+
+
+# -- the neural adapters' tests share these: a CPU device, two quick epochs, tiny data --------
+CPU = {"name": "cpu", "accelerator": "cpu", "devices": 1, "strategy": "auto"}
+FAST = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "early_stopping": {"enabled": False}}
+
+
+def settings(seed=0, **trainer):
+    """TrainerSettings for FAST with `trainer` keys changed (early stopping off unless given)."""
+    from launcher.core.trainer import TrainerSettings
+
+    stopping = trainer.pop("early_stopping", FAST["early_stopping"])
+    return TrainerSettings.from_config({**FAST, **trainer, "early_stopping": stopping}, seed)
+
+
+def image_splits_3x():
+    """16 features declared as 1x4x4 images, 3 classes."""
+    from dataclasses import replace
+
+    from launcher.data import synthetic_splits
+
+    splits = synthetic_splits(n=240, features=16, classes=3, seed=0)
+    splits.schema = replace(splits.schema, input_shape=(1, 4, 4))
+    return splits
+
+
+def fit(adapter, splits, spec, workdir=None, report=None, seed=0, **trainer):
+    """Build `spec` with `adapter` and fit it: (model, history)."""
+    model = adapter.build(spec, splits.schema)
+    history = adapter.fit(model, splits, settings(seed, **trainer), workdir=workdir, report=report)
+    return model, history

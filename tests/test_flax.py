@@ -27,21 +27,14 @@ from flax import nnx  # noqa: E402
 
 from launcher.core.errors import ArtifactError, ConfigError  # noqa: E402
 from launcher.core.specs import parse_spec  # noqa: E402
-from launcher.core.trainer import TrainerSettings  # noqa: E402
 from launcher.core.types import DataSchema  # noqa: E402
 from launcher.data import synthetic_splits  # noqa: E402
+from helpers import CPU, fit, image_splits_3x, settings  # noqa: E402
 from launcher.frameworks.flax import FlaxAdapter, loop  # noqa: E402
 from launcher.frameworks.flax.networks import abstract_network, build_network, count_parameters  # noqa: E402
 
-CPU = {"name": "cpu", "accelerator": "cpu", "devices": 1, "strategy": "auto"}
-FAST = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "early_stopping": {"enabled": False}}
 SPEC = {"type": "mlp", "hidden_sizes": [16], "dropout": 0.2, "norm": "batch"}
 EPOCH_KEYS = {"epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"}
-
-
-def settings(seed=0, **trainer):
-    stopping = trainer.pop("early_stopping", FAST["early_stopping"])
-    return TrainerSettings.from_config({**FAST, **trainer, "early_stopping": stopping}, seed)
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +44,7 @@ def adapter():
 
 @pytest.fixture(scope="module")
 def image_splits():
-    """16 features declared as 1x4x4 images, 3 classes."""
-    splits = synthetic_splits(n=240, features=16, classes=3, seed=0)
-    splits.schema = replace(splits.schema, input_shape=(1, 4, 4))
-    return splits
-
-
-def fit(adapter, splits, spec, workdir=None, report=None, seed=0, **trainer):
-    model = adapter.build(spec, splits.schema)
-    history = adapter.fit(model, splits, settings(seed, **trainer), workdir=workdir, report=report)
-    return model, history
+    return image_splits_3x()
 
 
 ARCHITECTURES = {

@@ -25,18 +25,12 @@ from launcher.core.specs import parse_spec  # noqa: E402
 from launcher.core.trainer import TrainerSettings, TrainingInterrupted, batch_order  # noqa: E402
 from launcher.core.types import DataSchema  # noqa: E402
 from launcher.data import synthetic_splits  # noqa: E402
+from helpers import CPU, fit, image_splits_3x, settings  # noqa: E402
 from launcher.frameworks.keras import KerasAdapter, network_api, runtime  # noqa: E402
 
 tf, keras = runtime.import_tensorflow()
 from launcher.frameworks.keras import checkpoints, loop, networks  # noqa: E402
 
-CPU = {"name": "cpu", "accelerator": "cpu", "devices": 1, "strategy": "auto"}
-FAST = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "early_stopping": {"enabled": False}}
-
-
-def settings(seed=0, **trainer):
-    stopping = trainer.pop("early_stopping", FAST["early_stopping"])
-    return TrainerSettings.from_config({**FAST, **trainer, "early_stopping": stopping}, seed)
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +40,7 @@ def adapter():
 
 @pytest.fixture(scope="module")
 def image_splits():
-    """16 features declared as 1x4x4 images, 3 classes."""
-    splits = synthetic_splits(n=240, features=16, classes=3, seed=0)
-    splits.schema = replace(splits.schema, input_shape=(1, 4, 4))
-    return splits
-
-
-def fit(adapter, splits, spec, workdir=None, report=None, seed=0, **trainer):
-    model = adapter.build(spec, splits.schema)
-    history = adapter.fit(model, splits, settings(seed, **trainer), workdir=workdir, report=report)
-    return model, history
+    return image_splits_3x()
 
 
 def test_launcher_sklearn_and_pytorch_runs_never_import_tensorflow():
