@@ -27,10 +27,12 @@ TASK_METRICS = {
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2", "clustering": "silhouette"}
 
 
-def check_metric(task: str, metric: str | None) -> str:
+def check_metric(task: str, metric: str | None, what: str = "task.metric") -> str:
+    """`metric`, or the task's default; one that does not apply to the task is a ConfigError
+    naming `what` set it."""
     metric = metric or DEFAULT_METRIC[task]
     if metric not in TASK_METRICS[task]:
-        raise ConfigError(f"task.metric={metric!r} does not apply to {task}; expected one of: "
+        raise ConfigError(f"{what} {metric!r} does not apply to {task}; expected one of: "
                           f"{one_of(TASK_METRICS[task])}")
     return metric
 

@@ -82,6 +82,10 @@ def test_a_given_task_type_wins_and_a_budget_must_be_positive(tmp_path, monkeypa
     assert task.reason == "given"
     with pytest.raises(ConfigError, match="budget must be a positive"):
         maker.create_task(description="x", dataset_info="iris", budget=0)
+    with pytest.raises(ConfigError, match="the requirement's metric 'accuracy' does not apply to regression; "
+                                          "expected one of: .*r2"):
+        maker.create_task(task_type="regression", description="x", dataset_info="diabetes",
+                          model_requirements={"accuracy": 0.9})
 
 
 # -- the profile -----------------------------------------------------------------------------------------

@@ -19,13 +19,13 @@ from typing import Any, Mapping
 
 from launcher.core.errors import ConfigError
 from launcher.io import write_json
+from launcher.metrics import check_metric
 from launcher.robot.blueprint import Blueprint
 from launcher.robot.emit import Emitted, emit
 from launcher.robot.planners import PlannerUnavailable, make_planner
 from launcher.robot.planners.heuristic import HeuristicPlanner
 from launcher.robot.profile import DatasetProfile, profile_dataset, profile_from_shape
-from launcher.robot.task import (DatasetInfo, MLTask, Requirements, check_metric, clean_description,
-                                 resolve_task_type)
+from launcher.robot.task import DatasetInfo, MLTask, Requirements, clean_description, resolve_task_type
 from launcher.robot.validate import BlueprintRejected, check
 
 log = logging.getLogger("launcher")
@@ -86,7 +86,7 @@ class RobotMaker:
         elif info.classes:
             data_task, data_reason = "classification", f"the dataset shape names {info.classes} classes"
         kind, reason = resolve_task_type(task_type, description, data_task, data_reason, info.classes)
-        requirements.metric = check_metric(kind, requirements.metric)
+        requirements.metric = check_metric(kind, requirements.metric, what="the requirement's metric")
         return MLTask(description or f"a {kind} task", info, requirements, kind, reason, seconds)
 
     def _load(self, info: DatasetInfo) -> Any:

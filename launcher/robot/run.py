@@ -490,11 +490,3 @@ def load_state(exp: Path) -> dict[str, Any] | None:
         return json.loads((exp / STATE).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from launcher.core.errors import ConfigError, one_of
 from launcher.core.types import TASKS
-from launcher.metrics import DEFAULT_METRIC, DIRECTION, TASK_METRICS
+from launcher.metrics import DEFAULT_METRIC, DIRECTION
 
 MAX_DESCRIPTION = 2000
 # Words that say which kind of learning a description asks for (checked in this order).
@@ -172,11 +172,3 @@ def resolve_task_type(explicit: str | None, description: str, data_task: str | N
     if classes_hint:
         return "classification", f"the dataset shape names {classes_hint} classes"
     return "classification", f"{why}; classification assumed (task_type=regression to change it)"
-
-
-def check_metric(task: str, metric: str | None) -> str:
-    metric = metric or DEFAULT_METRIC[task]
-    if metric not in TASK_METRICS[task]:
-        raise ConfigError(f"the requirement's metric {metric!r} does not apply to {task}; expected one of: "
-                          f"{one_of(TASK_METRICS[task])}")
-    return metric
