@@ -2,7 +2,8 @@
 `planner.base_url`) and Anthropic.
 
 The model fills the Blueprint schema through the SDK's structured output (OpenAI
-`chat.completions.parse(response_format=...)`, Anthropic `messages.parse(output_format=...)`);
+`chat.completions.parse(response_format=...)`, Anthropic `messages.create` with a JSON-schema
+`output_config`, the answer then checked against the same pydantic model);
 it never writes an override, a `_target_` or a path. What it sees is the task's description
 and the dataset's profile (counts and shares, column names quoted and truncated: never a cell),
 the registry of what it may choose, and, when refining, the leaderboard as a compact table.
@@ -22,8 +23,9 @@ import logging
 import os
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from launcher.core.errors import ConfigError
 from launcher.robot.blueprint import Blueprint
@@ -158,31 +160,39 @@ class LLMPlanner:
         self.usage.times.append(time.monotonic())
 
     # -- the SDKs --------------------------------------------------------------------------------
+    @contextmanager
+    def _transport(self, sdk: Any) -> Iterator[None]:
+        """The errors both SDKs raise (the same names in each) as one line of PlannerUnavailable.
+        A timeout is a connection error in both: it is caught first."""
+        try:
+            yield
+        except sdk.APIStatusError as exc:
+            raise PlannerUnavailable(f"{self.describe()} answered HTTP {exc.status_code}: {_short(exc.message)}") \
+                from None
+        except sdk.APITimeoutError:
+            raise PlannerUnavailable(f"{self.describe()} did not answer within {self._wait:.3g}s "
+                                     f"({1 + self._retries} tries)") from None
+        except sdk.APIConnectionError as exc:
+            raise PlannerUnavailable(f"{self.describe()} is unreachable: {_short(str(exc))}") from None
+
     def _openai(self, key: str, messages: list[dict[str, str]]) -> tuple[str, Blueprint]:
         import openai
         from pydantic import ValidationError
 
         client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self._wait,
                                max_retries=self._retries)
-        try:
-            response = client.chat.completions.with_raw_response.parse(
-                model=self.model, messages=[{"role": "system", "content": SYSTEM}, *messages],
-                response_format=Blueprint, max_completion_tokens=self.max_tokens)
-            raw = _openai_content(response.http_response.text)
-            completion = response.parse()
-        except ValidationError as exc:  # the SDK checked the answer against the schema
-            raise _BadAnswer(raw, f"the answer does not fit the schema: {_first_errors(exc)}") from None
-        except openai.APIStatusError as exc:
-            raise PlannerUnavailable(f"{self.describe()} answered HTTP {exc.status_code}: {_short(exc.message)}") \
-                from None
-        except openai.APITimeoutError:
-            raise PlannerUnavailable(f"{self.describe()} did not answer within {self._wait:.3g}s "
-                                     f"({1 + self._retries} tries)") from None
-        except openai.APIConnectionError as exc:
-            raise PlannerUnavailable(f"{self.describe()} is unreachable: {_short(str(exc))}") from None
-        except openai.LengthFinishReasonError:
-            raise PlannerUnavailable(f"{self.describe()} ran out of tokens (planner.max_tokens={self.max_tokens})") \
-                from None
+        with self._transport(openai):
+            try:
+                response = client.chat.completions.with_raw_response.parse(
+                    model=self.model, messages=[{"role": "system", "content": SYSTEM}, *messages],
+                    response_format=Blueprint, max_completion_tokens=self.max_tokens)
+                raw = _openai_content(response.http_response.text)
+                completion = response.parse()
+            except ValidationError as exc:  # the SDK checked the answer against the schema
+                raise _BadAnswer(raw, f"the answer does not fit the schema: {_first_errors(exc)}") from None
+            except openai.LengthFinishReasonError:
+                raise PlannerUnavailable(f"{self.describe()} ran out of tokens "
+                                         f"(planner.max_tokens={self.max_tokens})") from None
         self.usage.tokens += completion.usage.total_tokens if completion.usage else 0
         message = completion.choices[0].message
         if message.refusal:
@@ -195,18 +205,10 @@ class LLMPlanner:
         client = anthropic.Anthropic(api_key=key, base_url=self.base_url, timeout=self._wait,
                                      max_retries=self._retries)
         schema = anthropic.transform_schema(Blueprint.model_json_schema())
-        try:
+        with self._transport(anthropic):
             message = client.messages.create(model=self.model, max_tokens=self.max_tokens, system=SYSTEM,
                                              messages=messages,
                                              output_config={"format": {"type": "json_schema", "schema": schema}})
-        except anthropic.APIStatusError as exc:
-            raise PlannerUnavailable(f"{self.describe()} answered HTTP {exc.status_code}: {_short(exc.message)}") \
-                from None
-        except anthropic.APITimeoutError:
-            raise PlannerUnavailable(f"{self.describe()} did not answer within {self._wait:.3g}s "
-                                     f"({1 + self._retries} tries)") from None
-        except anthropic.APIConnectionError as exc:
-            raise PlannerUnavailable(f"{self.describe()} is unreachable: {_short(str(exc))}") from None
         if message.usage:
             self.usage.tokens += message.usage.input_tokens + message.usage.output_tokens
         raw = "".join(block.text for block in message.content if block.type == "text")
