@@ -30,9 +30,13 @@ def main(argv: list[str]) -> int:
     args = cli.parse(argv, OPTIONS, USAGE, required=("run", "input", "output"))
     import pandas as pd
 
-    from launcher.io import read_table, write_csv
+    from launcher.io import read_table
     from launcher.pipeline.predict import SavedRun
 
+    outputs = {"output": args.get("output"), **({"proba_output": args.get("proba_output")}
+                                                 if args.get("proba_output") else {})}
+    for option, path in outputs.items():  # before the work, so that a bad path costs nothing
+        writable(Path(path), option)
     run = SavedRun.load(Path(args.get("run")))
     wants_proba = args.flag("proba") or bool(args.get("proba_output"))
     if wants_proba and run.meta.get("task") != "classification":
@@ -52,11 +56,41 @@ def main(argv: list[str]) -> int:
         if args.flag("proba"):
             out = pd.concat([out, proba], axis=1)
         if args.get("proba_output"):
-            write_csv(Path(args.get("proba_output")), pd.concat([frame[ids], proba], axis=1))
-    write_csv(Path(args.get("output")), out)
+            _write(Path(args.get("proba_output")), "proba_output", pd.concat([frame[ids], proba], axis=1))
+    _write(Path(args.get("output")), "output", out)
     print(f"wrote {len(out)} predictions to {args.get('output')}"
           + (f" (with {', '.join(ids)})" if ids else ""))
     return 0
+
+
+def writable(path: Path, option: str) -> None:
+    """Refuse an output path that cannot be written (its folder is a file, read-only, ...),
+    tried for real by creating a file there: permission bits alone do not stop root."""
+    import tempfile
+
+    if path.is_dir():
+        raise ConfigError(f"{option}={path} is a folder; give a file name, e.g. {option}={path / 'pred.csv'}")
+    folder = path.absolute().parent
+    while not folder.exists():  # the folders still to make are made when writing; nothing now
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(20, "a file, not a folder")
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option}={path} cannot be written ({folder}: {exc.strerror or exc}); give a path in "
+                          "a folder you can write to") from None
+
+
+def _write(path: Path, option: str, frame) -> None:
+    from launcher.io import write_csv
+
+    try:
+        write_csv(path, frame)
+    except OSError as exc:  # the folder changed since the check, or the disk is full
+        raise ConfigError(f"{option}={path} could not be written ({exc.strerror or exc}); nothing was written "
+                          "there; give a path in a folder you can write to") from None
 
 
 if __name__ == "__main__":

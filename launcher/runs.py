@@ -6,7 +6,8 @@
     python -m launcher.runs json=true                # machine-readable
     python -m launcher.runs compare DIR1 DIR2 ...    # metrics and differing config keys side by side
     python -m launcher.runs show 1                   # one entry in full (its number in the listing, or its path)
-    python -m launcher.runs clean keep_best=3        # model files of all but the 3 best runs removed
+    python -m launcher.runs clean keep_best=3        # lists the model files of all but the 3 best runs of
+                                                     # each dataset; yes=true (or y at the prompt) deletes them
 
 A run is a directory with metrics.json (written by launcher.train). A sweep is a directory with
 optimization_results.yaml (the Optuna sweeper) or multirun.yaml (any Hydra multirun); its score is
@@ -18,6 +19,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shlex
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,13 +31,15 @@ import yaml
 
 from launcher.core import cli
 from launcher.core.errors import LauncherError
-from launcher.io import format_table
+from launcher.io import format_table, write_json
 
 SWEEP_MARKERS = ("optimization_results.yaml", "multirun.yaml")
 ROBOT = "robot.json"
 MODEL_FILES = ("model", "checkpoints")  # what `clean` removes from a run directory
 # Written into a run directory by python -m launcher when the run fails: error, type, overrides.
 FAILED = "failed.json"
+# Left in a run directory whose model files `clean` deleted: when, by which command, why.
+CLEANED = "cleaned.json"
 
 
 @dataclass
@@ -220,15 +226,20 @@ OPTIONS = {"root": "the project folder whose outputs/ to read (default: here)",
            "sort": "newest (default) or best (each objective in its own direction)",
            "limit": "show at most this many entries", "metric": "only entries with this objective, e.g. val/accuracy",
            "json": "true: print JSON instead of a table",
-           "keep_best": "clean: how many of the best runs (per objective) keep their model files",
-           "dry_run": "clean: true: list what would be removed, remove nothing"}
+           "keep_best": "clean: how many of the best runs of each dataset, task and metric keep their model files",
+           "yes": "clean: true: delete without asking (without it clean asks on a terminal, else deletes nothing)",
+           "dry_run": "clean: true: list what would be deleted, delete nothing, do not ask"}
 COMMANDS = {"list": "runs, sweeps and robot experiments, newest or best first (the default)",
             "compare": "two or more run or sweep directories side by side",
             "show": "one entry in full: its number in the listing (with the same sort) or its path",
-            "clean": "remove the model files (model/, checkpoints/) of all but the keep_best best runs and "
-                     "robot experiments (per objective); the records stay"}
-USAGE = cli.usage_text("python -m launcher.runs [list|show N|compare DIR DIR...|clean keep_best=N] [key=value ...]\n"
-                       "(--key value and --key=value work too: clean --keep-best 2 --dry-run)", OPTIONS, COMMANDS)
+            "clean": "list, then delete, the model files (model/, checkpoints/) of all but the keep_best best "
+                     "runs, sweep trials and robot experiments of each dataset, task and metric (so a dataset's "
+                     "last model stays), or of the directories named (clean DIR... : even a last model). "
+                     "It deletes with yes=true, or after y at its prompt on a terminal; otherwise it only "
+                     "lists. The records stay; predict on a cleaned run says clean deleted its model"}
+USAGE = cli.usage_text("python -m launcher.runs [list|show N|compare DIR DIR...|clean keep_best=N|clean DIR...] "
+                       "[key=value ...]\n(--key value and --key=value work too: clean --keep-best 2 --yes)",
+                       OPTIONS, COMMANDS)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -249,9 +260,19 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if args.command == "clean":
         keep = args.integer("keep_best")
-        if keep is None or keep < 0:
-            raise LauncherError(f"clean needs keep_best=<how many of the best runs keep their model files>\n{USAGE}")
-        print(clean(root, keep, dry_run=args.flag("dry_run")))
+        if (keep is None) == (not args.operands):
+            raise LauncherError("clean needs either keep_best=N (how many of the best runs of each dataset keep "
+                                "their model files) or the run directories whose models to delete")
+        if keep is not None and keep < 1:
+            raise LauncherError(f"keep_best={keep} would delete the last model of every dataset; give keep_best=1 "
+                                "or more, or name the runs whose models to delete: clean DIR... yes=true")
+        if args.operands:
+            delete, kept = plan_named(root, args.operands), []
+        else:
+            delete, kept = plan_clean(root, keep)
+        confirm = False if args.flag("dry_run") else (True if args.flag("yes") else None)
+        command = " ".join(["python -m launcher.runs", *map(shlex.quote, argv)])
+        print(clean(root, delete, kept, confirm, command))
         return 0
     if args.operands:
         raise LauncherError(f"unexpected argument {args.operands[0]!r}\n{USAGE}")
@@ -291,37 +312,140 @@ def show(entry: Entry, root: Path) -> str:
     return head + "\n\n" + json.dumps(_json(path / "metrics.json"), indent=2)
 
 
-def clean(root: Path, keep: int, dry_run: bool = False) -> str:
-    """Remove model/ and checkpoints/ of every run and robot experiment but the `keep` best of
-    each objective; the records (metrics.json, logs, configs, results, reports) stay, so the
-    listing does not change."""
-    import shutil
+# -- clean: delete the model files of runs that are not among the best of their dataset --------
+@dataclass
+class Saved:
+    """A run, sweep trial or robot experiment that still holds model files."""
 
-    runs: list[Entry] = []
+    entry: Entry
+    folders: list[Path]
+    group: tuple[str, str, str]  # (dataset, task, metric): what its score is comparable with
+
+
+def saved_models(root: Path) -> list[Saved]:
+    entries: list[Entry] = []
     for entry in scan(root):
         if entry.kind in ("run", "robot"):  # a robot experiment's final model is its model/
-            runs.append(entry)
+            entries.append(entry)
         elif entry.kind == "sweep":
-            runs += [r for r in (read_run(d) for d in _children(Path(entry.path))) if r is not None]
-    by_objective: dict[str | None, list[Entry]] = {}
-    for run in runs:
-        by_objective.setdefault(run.objective, []).append(run)
-    removed, kept = [], []
-    for group in by_objective.values():
-        group.sort(key=lambda e: (e.score(), e.time), reverse=True)
-        for i, run in enumerate(group):
-            targets = [Path(run.path) / name for name in MODEL_FILES if (Path(run.path) / name).exists()]
-            if i < keep:
-                kept.append(run)
-                continue
-            for target in targets:
-                removed.append(target)
-                if not dry_run:
-                    shutil.rmtree(target)
-    verb = "would remove" if dry_run else "removed"
-    lines = [f"{verb} {len(removed)} model folder(s); kept the model files of {len(kept)} best run(s)"]
-    lines += [f"  {_relative(str(p), root)}" for p in removed]
-    return "\n".join(lines)
+            entries += [r for r in (read_run(d) for d in _children(Path(entry.path))) if r is not None]
+    out = []
+    for entry in entries:
+        folders = [Path(entry.path) / name for name in MODEL_FILES if (Path(entry.path) / name).exists()]
+        if folders:  # a run saved without a model (save_model=false) keeps nothing: it cannot be "the best kept"
+            out.append(Saved(entry, folders, trained_on(Path(entry.path), entry, root)))
+    return out
+
+
+def trained_on(directory: Path, entry: Entry, root: Path) -> tuple[str, str, str]:
+    """(dataset, task, metric) of a run or robot experiment. Scores are comparable only within
+    one: a CSV file is known by its absolute path and target (two projects' train.csv are not
+    the same data), a built-in dataset by its name, synthetic data by its shape. What cannot be
+    told is a group of its own, so clean never weighs it against other runs."""
+    if entry.kind == "robot":
+        info = (_json(directory / "task.json") or {}).get("dataset") or {}
+        data = {"csv": {"source": "csv", "path": info.get("path"), "target": info.get("target")},
+                "builtin": {"name": info.get("name")},
+                "shape": {"source": "synthetic", "size": info.get("size"), "features": info.get("features"),
+                          "classes": info.get("classes")}}.get(info.get("kind"), {})
+        task = (_json(directory / ROBOT) or {}).get("task_type")
+    else:
+        config = _yaml(directory / ".hydra" / "config.yaml") \
+            or ((_json(directory / "model" / "metadata.json") or {}).get("config") or {})
+        data = config.get("data") if isinstance(config.get("data"), dict) else {}
+        task = (_json(directory / "metrics.json") or {}).get("task") or config.get("task")
+    metric = re.sub(r"^(val|test|cv)/", "", entry.objective or "").removesuffix("_mean") or "-"
+    return _dataset_name(directory, data, root) or f"unknown ({directory})", str(task or "-"), metric
+
+
+def _dataset_name(directory: Path, data: dict, root: Path) -> str | None:
+    if data.get("source") == "csv" or data.get("path"):
+        if not data.get("path") or not data.get("target"):
+            return None
+        path = Path(str(data["path"])).expanduser()
+        if not path.is_absolute():  # relative to where the command ran (Hydra records it)
+            runtime = ((_yaml(directory / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}).get("runtime") or {}
+            path = Path(runtime.get("cwd") or root) / path
+        return f"{os.path.normpath(path)} (target {data['target']})"
+    if data.get("source") == "synthetic" or data.get("name") == "synthetic":
+        return f"synthetic ({data.get('size')} rows, {data.get('features')} features, {data.get('classes')} classes)"
+    return str(data["name"]) if data.get("name") else None
+
+
+def plan_clean(root: Path, keep: int) -> tuple[list[tuple[Saved, str]], list[Saved]]:
+    """(to delete with the reason, kept): the `keep` best of each (dataset, task, metric) keep
+    their model files; so every dataset keeps at least one model."""
+    groups: dict[tuple[str, str, str], list[Saved]] = {}
+    for saved in saved_models(root):
+        groups.setdefault(saved.group, []).append(saved)
+    delete, kept = [], []
+    for (dataset, task, metric), group in groups.items():
+        group.sort(key=lambda s: (s.entry.score(), s.entry.time), reverse=True)
+        kept += group[:keep]
+        delete += [(s, f"not among the best {keep} by {metric} on {dataset} ({task})") for s in group[keep:]]
+    return delete, kept
+
+
+def plan_named(root: Path, names: Sequence[str]) -> list[tuple[Saved, str]]:
+    """The model files of the runs, sweeps (all their trials) and robot experiments named."""
+    chosen = []
+    for name in names:
+        path = Path(name) if Path(name).is_absolute() else root / name
+        found = saved_models(path) if path.is_dir() else []
+        if not found:
+            raise LauncherError(f"{name} holds no model files to delete; give a run, sweep or robot directory "
+                                "whose model/ is still there")
+        chosen += [(s, "named on the command line") for s in found]
+    return chosen
+
+
+def clean(root: Path, delete: list[tuple[Saved, str]], kept: list[Saved], confirm: bool | None, command: str) -> str:
+    """Say what will be deleted, then delete it if `confirm` (None: ask on a terminal, else
+    delete nothing). A deleted run keeps its records and gets cleaned.json, so predict can say
+    what happened to its model."""
+    import shutil
+
+    count = sum(len(s.folders) for s, _ in delete)
+    lines = [f"{count} model folder(s) to delete" + (":" if delete else ""), *(
+        f"  {_relative(str(f), root)}  ({_what(s)})" for s, _ in delete for f in s.folders)]
+    if kept:
+        lines += [f"{len(kept)} keep their model files:", *(f"  {_relative(s.entry.path, root)}  ({_what(s)})"
+                                                           for s in kept)]
+    print("\n".join(lines), flush=True)
+    if not delete:
+        return "nothing to delete"
+    if confirm is False:
+        return "nothing deleted (dry_run=true)"
+    if confirm is None:
+        if not sys.stdin.isatty():  # nobody to ask: a script deletes only with yes=true
+            return "nothing deleted: add yes=true to delete them"
+        answer = input(f"delete these {count} model folder(s)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return "nothing deleted"
+    when = datetime.now().astimezone().isoformat(timespec="seconds")
+    for saved, why in delete:
+        # The note first: a run whose model is gone always says why, even if deleting stops halfway.
+        write_json(Path(saved.entry.path) / CLEANED, {"deleted": [f.name for f in saved.folders], "when": when,
+                                                       "command": command, "reason": why})
+        for folder in saved.folders:
+            shutil.rmtree(folder)
+    return f"deleted {count} model folder(s); their records stay"
+
+
+def cleaned_reason(run: Path) -> str | None:
+    """Why a run has no model any more, if `clean` deleted it (one line), else None."""
+    run = Path(run)
+    note = _json(run / CLEANED) or (_json(run.parent / CLEANED) if run.name in MODEL_FILES else None)
+    if note is None:
+        return None
+    return (f"the model of {run} was deleted by python -m launcher.runs clean on {note.get('when')} "
+            f"({note.get('reason')}; command: {note.get('command')}); its records stay. Predict with a run "
+            "that kept its model (python -m launcher.runs sort=best), or train this one again")
+
+
+def _what(saved: Saved) -> str:
+    dataset, task, metric = saved.group
+    return f"{dataset}, {task}, {metric} {_fmt(saved.entry.value)}"
 
 
 # -- small helpers ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from launcher.core.errors import ArtifactError, DataError
 from launcher.data import Preprocessor, TargetEncoder
 from launcher.frameworks import registry
 from launcher.metrics import labels_from
+from launcher.runs import cleaned_reason
 
 
 @dataclass
@@ -43,6 +44,9 @@ class SavedRun:
         if not run.exists():
             raise ArtifactError(f"run directory {run} does not exist; give a run directory under outputs/")
         directory = artifacts.model_dir(run)
+        reason = cleaned_reason(run) if not (directory / artifacts.METADATA).is_file() else None
+        if reason:  # `python -m launcher.runs clean` deleted it: say so, not "metadata.json is missing"
+            raise ArtifactError(reason)
         meta = artifacts.read_metadata(directory)
         if meta.get("framework") == "ensemble":
             return SavedEnsemble.load(directory, meta)
