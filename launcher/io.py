@@ -1,18 +1,24 @@
 """Files in and out: atomic writes, the one table reader, and text tables for the terminal.
 
-Every file launcher writes goes through `atomic_write`: a temporary sibling, flushed, renamed
-into place, with the permissions the user's umask gives any new file. A reader never sees half
-a file, and an interrupted write leaves nothing behind.
+Every file launcher writes goes through `atomic_write` (a folder: `atomic_dir`): a temporary
+sibling, flushed, renamed into place, with the permissions the user's umask gives any new file.
+A reader never sees half a file, and an interrupted write leaves nothing behind. A process
+killed mid-write cannot clean up after itself: its temporary sibling is named for its host and
+process id, and the next write into the same folder removes the ones whose process is gone.
 
 Every table launcher reads (training data, prediction input) goes through `read_table`, so
 train and predict read a file the same way.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import logging
 import os
 import re
+import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,6 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 from launcher.core.errors import ArtifactError, DataError
 
 CHECKSUMS = "checksums.json"
+log = logging.getLogger("launcher")
 
 
 def umask() -> int:
@@ -30,12 +37,56 @@ def umask() -> int:
     return mask
 
 
+# -- temporary siblings -----------------------------------------------------------------------
+# .<name>.partial-<host>.<pid>.<random>: whose it is, so a later write can tell a dead
+# process's leftover from a write in progress (the host keeps a shared filesystem safe: a pid
+# means nothing on another machine).
+PARTIAL = ".partial-"
+_OWNER = re.compile(r"^\..+?" + re.escape(PARTIAL) + r"(?P<host>.+)\.(?P<pid>\d+)\.[^.]+$")
+
+
+def _partial_prefix(path: Path) -> str:
+    return f".{path.name}{PARTIAL}{socket.gethostname()}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or not a pid): not ours to judge
+    return True
+
+
+def remove_stale_partials(folder: Path | str) -> list[Path]:
+    """Remove the temporary siblings in `folder` left by processes of this host that are gone
+    (killed mid-write); a write in progress, or one from another host, is left alone."""
+    host, removed = socket.gethostname(), []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        owner = _OWNER.match(entry.name) if PARTIAL in entry.name else None
+        if owner is None or owner["host"] != host or int(owner["pid"]) == os.getpid() or _alive(int(owner["pid"])):
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """A temporary path beside `path`; renamed onto it when the block ends without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_partials(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_partial_prefix(path))
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -44,6 +95,24 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(path: Path | str) -> Iterator[Path]:
+    """A temporary folder beside `path`; it replaces `path` when the block ends without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(path.parent)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_partial_prefix(path)))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; a result folder is not
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -122,6 +191,15 @@ SEPARATORS = (",", ";", "\t", "|")
 SEP_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
 PARQUET = (".parquet", ".pq")
 SAMPLE_BYTES = 1 << 16
+# Byte-order marks, longest first (UTF-32 LE's starts with UTF-16 LE's). The utf-16/utf-32
+# codecs read the mark and drop it.
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# charset-normalizer's answer is taken when its "chaos" (the share of text that reads like
+# mojibake) is at most this percentage; above it, the usual spreadsheet code page is the guess.
+CONFIDENT_CHAOS = 1.0
+# What a thousands separator may be, for each decimal mark: the other mark, or a (no-break) space.
+THOUSANDS = {".": (",", " ", "\u00a0", "\u202f"), ",": (".", " ", "\u00a0", "\u202f")}
 
 
 @dataclass
@@ -133,13 +211,15 @@ class TableFormat:
     encoding: str = "utf-8"
     decimal: str = "."
     compression: str | None = None
+    thousands: str | None = None  # the separator of the columns read as numbers with one
 
     def describe(self) -> str:
         if self.kind == "parquet":
             return "Parquet"
-        parts = [f"{SEP_NAMES.get(self.sep, repr(self.sep))}-separated", self.encoding]
-        if self.decimal != ".":
-            parts.append(f"decimal {self.decimal!r}")
+        parts = [f"delimiter {SEP_NAMES.get(self.sep, repr(self.sep))}", f"encoding {self.encoding}",
+                 f"decimal {self.decimal!r}"]
+        if self.thousands:
+            parts.append(f"thousands {self.thousands!r}")
         if self.compression:
             parts.append(f"{self.compression}-compressed")
         return ", ".join(parts)
@@ -153,17 +233,21 @@ class Table:
     frame: Any  # pandas.DataFrame
     format: TableFormat
     notes: list[str] = field(default_factory=list)  # what reading changed (renamed duplicate columns)
+    # A column name the header repeats -> the names its columns were read under, in file order.
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
 
 
 def read_table(path: Path | str, what: str = "data file", option: str = "the path", *,
                sep: str | None = None, encoding: str | None = None, decimal: str | None = None,
                options: str = "data.sep / data.encoding") -> Table:
     """A CSV (plain, .gz, .bz2, .xz or a one-file .zip) or Parquet file as a DataFrame, for
-    training and prediction alike. The delimiter (, ; tab |), the encoding (UTF-8 with or without
-    a BOM, then cp1252, then Latin-1) and, for ';'-separated files, a decimal comma are detected
-    unless given. A file that is missing, a directory, unreadable, empty or unparsable raises
-    DataError naming it and `option`, the setting that names the file (`options`: the settings
-    that force the format)."""
+    training and prediction alike. Detected unless given: the delimiter (, ; tab |); the
+    encoding (a byte-order mark: UTF-8, UTF-16, UTF-32; else UTF-8; else charset-normalizer's
+    answer where it is confident; else cp1252, then Latin-1); a decimal comma in ';'-separated
+    files. A text column whose every value is a number with thousands separators ("2.087,80",
+    "1,234.5") is read as numbers. A file that is missing, a directory, unreadable, empty or
+    unparsable raises DataError naming it and `option`, the setting that names the file
+    (`options`: the settings that force the format). The log says what was detected."""
     import pandas as pd
 
     path = Path(path)
@@ -174,18 +258,21 @@ def read_table(path: Path | str, what: str = "data file", option: str = "the pat
     if not os.access(path, os.R_OK):
         raise DataError(f"{what} {path} is not readable (permission denied)")
     if path.suffix.lower() in PARQUET:
-        return Table(_read_parquet(path, what), TableFormat(kind="parquet"))
+        frame = _read_parquet(path, what)
+        frame.columns, duplicates = _column_names(frame.columns, None)
+        table = Table(frame, TableFormat(kind="parquet"), _duplicate_notes(duplicates), duplicates)
+        log.info("data: read %s (%s)", path.name, table.format.describe())
+        return table
     compression = _compression(path)
     sample = _sample(path, compression, what)
-    if not sample.strip():
-        raise DataError(f"{what} {path} is empty; it needs a header row and data rows")
     fmt = TableFormat(compression=compression)
     fmt.encoding = encoding or _encoding(sample)
-    text = sample.decode(fmt.encoding, errors="replace")
+    text = _decode_sample(sample, fmt.encoding)
+    if not text.strip():
+        raise DataError(f"{what} {path} is empty; it needs a header row and data rows")
     fmt.sep = _check_sep(sep) if sep else _detect_sep(text, path, what, options)
     fmt.decimal = decimal or _detect_decimal(text, fmt.sep)
-    notes = _duplicate_names(text, fmt.sep)
-    frame, detected = None, fmt.encoding
+    frame, notes, detected = None, [], fmt.encoding
     for attempt in dict.fromkeys((fmt.encoding, "cp1252", "latin-1")):
         try:
             frame = pd.read_csv(path, sep=fmt.sep, encoding=attempt, decimal=fmt.decimal,
@@ -201,10 +288,17 @@ def read_table(path: Path | str, what: str = "data file", option: str = "the pat
         except pd.errors.EmptyDataError:
             raise DataError(f"{what} {path} is empty; it needs a header row and data rows") from None
         except pd.errors.ParserError as exc:
-            raise DataError(f"{what} {path} could not be parsed as {fmt.describe()} CSV: {str(exc).strip()}; "
+            raise DataError(f"{what} {path} could not be parsed as CSV ({fmt.describe()}): {str(exc).strip()}; "
                             f"check the delimiter and quoting ({options})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return Table(frame, fmt, notes)
+    frame.columns, duplicates = _column_names(frame.columns, _header(text, fmt.sep))
+    notes = _duplicate_notes(duplicates) + notes
+    fmt.thousands, converted = _read_thousands(frame, fmt.decimal)
+    if converted:
+        notes.append(f"read {len(converted)} column(s) of numbers written with thousands separator "
+                     f"{fmt.thousands!r} and decimal {fmt.decimal!r} as numbers: "
+                     + ", ".join(repr(c) for c in converted))
+    log.info("data: read %s (%s)", path.name, fmt.describe())
+    return Table(frame, fmt, notes, duplicates)
 
 
 def _read_parquet(path: Path, what: str) -> Any:
@@ -215,11 +309,9 @@ def _read_parquet(path: Path, what: str) -> Any:
     except ImportError:
         raise DataError(f"reading {what} {path} (Parquet) needs pyarrow: pip install 'launcher[parquet]'") from None
     try:
-        frame = pd.read_parquet(path)
+        return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises its own error types for a damaged file
         raise DataError(f"{what} {path} could not be read as Parquet: {exc}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
 
 
 def _compression(path: Path) -> str | None:
@@ -227,7 +319,7 @@ def _compression(path: Path) -> str | None:
 
 
 def _sample(path: Path, compression: str | None, what: str) -> bytes:
-    """The first bytes of the (decompressed) file, cut at the last line break."""
+    """The first bytes of the (decompressed) file."""
     import bz2
     import gzip
     import lzma
@@ -240,28 +332,63 @@ def _sample(path: Path, compression: str | None, what: str) -> bytes:
                 if len(names) != 1:
                     raise DataError(f"{what} {path} holds {len(names)} files; a .zip must hold exactly one CSV")
                 with archive.open(names[0]) as f:
-                    data = f.read(SAMPLE_BYTES)
-        else:
-            opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(compression or "", open)
-            with opener(path, "rb") as f:
-                data = f.read(SAMPLE_BYTES)
+                    return f.read(SAMPLE_BYTES)
+        opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(compression or "", open)
+        with opener(path, "rb") as f:
+            return f.read(SAMPLE_BYTES)
     except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
         raise DataError(f"{what} {path} could not be read as a {compression or 'plain'} file: {exc}") from None
-    if len(data) == SAMPLE_BYTES and b"\n" in data:
-        data = data[: data.rindex(b"\n") + 1]
-    return data
+
+
+def _decode_sample(sample: bytes, encoding: str) -> str:
+    """The sample as text, cut at its last line break when the file goes on (cut in the text,
+    not the bytes: a UTF-16 line break is two bytes)."""
+    try:
+        text = sample.decode(encoding, errors="replace")
+    except LookupError:
+        raise DataError(f"encoding={encoding!r} is not an encoding Python knows; use e.g. utf-8, cp1252, "
+                        "latin-1, utf-16") from None
+    if len(sample) == SAMPLE_BYTES and "\n" in text:
+        text = text[: text.rindex("\n") + 1]
+    return text
 
 
 def _encoding(sample: bytes) -> str:
-    if sample.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    for encoding in ("utf-8", "cp1252"):
+    for bom, name in BOMS:
+        if sample.startswith(bom):
+            return name
+    if b"\x00" not in sample:  # NUL bytes are valid UTF-8, but text files hold none: UTF-16/32 without a mark
         try:
-            sample.decode(encoding)
-            return encoding
+            sample.decode("utf-8")
+            return "utf-8"
         except UnicodeDecodeError:
-            continue
-    return "latin-1"  # every byte is a Latin-1 character
+            pass
+    return _guess_encoding(sample)
+
+
+def _guess_encoding(sample: bytes) -> str:
+    """Not UTF-8: charset-normalizer's answer when it is confident. cp1252, the spreadsheet
+    default, when one of its plausible answers reads the text as cp1252 does (on a small
+    sample it often names a neighbouring code page first) or none is plausible; Latin-1
+    (every byte is a character) where cp1252 cannot decode."""
+    fallback = "cp1252"
+    try:
+        usual = sample.decode(fallback)
+    except UnicodeDecodeError:
+        fallback, usual = "latin-1", None
+    from charset_normalizer import from_bytes
+
+    plausible = [match.encoding for match in from_bytes(sample) if match.percent_chaos <= CONFIDENT_CHAOS]
+    if not plausible or any(_decodes_as(sample, name, usual) for name in plausible):
+        return fallback
+    return codecs.lookup(plausible[0]).name
+
+
+def _decodes_as(sample: bytes, encoding: str, text: str | None) -> bool:
+    try:
+        return sample.decode(encoding) == text
+    except UnicodeDecodeError:
+        return False
 
 
 def _check_sep(sep: str) -> str:
@@ -291,28 +418,88 @@ def _detect_sep(text: str, path: Path, what: str, options: str) -> str:
                     "comma, semicolon, tab, pipe or the character itself")
 
 
-_COMMA_DECIMAL = re.compile(r"^-?\d+,\d+$")
-_POINT_DECIMAL = re.compile(r"^-?\d+\.\d+$")
+def _number(decimal: str, thousands: str | None) -> re.Pattern[str]:
+    """A number with this decimal mark; with `thousands`, only one that groups its digits by it
+    ("2.087,80"; a first group never starts with 0: "0,123" is no grouping)."""
+    fraction = rf"(?:{re.escape(decimal)}\d+)?"
+    if thousands is None:
+        return re.compile(rf"[-+]?\d+{fraction}")
+    return re.compile(rf"[-+]?[1-9]\d{{0,2}}(?:{re.escape(thousands)}\d{{3}})+{fraction}")
+
+
+def looks_like_number(value: Any) -> bool:
+    """A number written with a decimal mark and thousands separators of either convention."""
+    text = str(value).strip()
+    return any(_number(decimal, sep).fullmatch(text) or _number(decimal, None).fullmatch(text)
+               for decimal, seps in THOUSANDS.items() for sep in seps)
 
 
 def _detect_decimal(text: str, sep: str) -> str:
-    """A decimal comma ("3,14") is the convention of ';'-separated files; count the evidence."""
+    """A decimal comma ("3,14", "2.087,80") is the convention of ';'-separated files; count the evidence."""
     if sep == ",":
         return "."
     lines = [line for line in text.splitlines() if line.strip()][1:51]
     cells = [cell.strip() for row in csv.reader(lines, delimiter=sep) for cell in row]
-    commas = sum(bool(_COMMA_DECIMAL.match(c)) for c in cells)
-    points = sum(bool(_POINT_DECIMAL.match(c)) for c in cells)
-    return "," if commas > points else "."
+    evidence = {mark: [re.compile(rf"[-+]?\d+{re.escape(mark)}\d+"), _number(mark, other), ]
+                for mark, other in ((",", "."), (".", ","))}
+    counts = {mark: sum(any(p.fullmatch(c) for p in patterns) for c in cells) for mark, patterns in evidence.items()}
+    return "," if counts[","] > counts["."] else "."
 
 
-def _duplicate_names(text: str, sep: str) -> list[str]:
-    header = next(csv.reader([text.splitlines()[0]], delimiter=sep, skipinitialspace=True), [])
-    names = [h.strip() for h in header]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    return [f"duplicate column name {n!r} appears {names.count(n)} times: read as "
-            + ", ".join(repr(n if i == 0 else f"{n}.{i}") for i in range(names.count(n)))
-            for n in dupes]
+def _read_thousands(frame: Any, decimal: str) -> tuple[str | None, list[str]]:
+    """Text columns whose every value is a number, some of them grouped by a thousands
+    separator of the file's convention, become numbers; (the separator, the columns)."""
+    import pandas as pd
+
+    plain, used, converted = _number(decimal, None), None, []
+    for column in frame.columns:
+        col = frame[column]
+        if not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):
+            continue
+        values = col.dropna()
+        if values.empty or not all(isinstance(v, str) for v in values):
+            continue
+        values = values.str.strip()
+        for sep in THOUSANDS[decimal]:
+            grouped = values.map(lambda v, p=_number(decimal, sep): bool(p.fullmatch(v)))
+            if grouped.any() and (grouped | values.map(lambda v: bool(plain.fullmatch(v)))).all():
+                numbers = values.str.replace(sep, "", regex=False).str.replace(decimal, ".", regex=False)
+                frame[column] = pd.to_numeric(numbers).reindex(col.index)
+                used = used or sep
+                converted.append(str(column))
+                break
+    return used, converted
+
+
+def _header(text: str, sep: str) -> list[str]:
+    return [h.strip() for h in next(csv.reader([text.splitlines()[0]], delimiter=sep, skipinitialspace=True), [])]
+
+
+def _column_names(columns: Any, header: list[str] | None) -> tuple[list[str], dict[str, list[str]]]:
+    """The columns' names stripped of surrounding spaces, a repeated one made unique as pandas
+    does ('x', 'x.1'), and {repeated name: the names its columns got}. `header`, the file's own
+    names, tells a repeat pandas renamed from a column really called 'x.1'."""
+    read = [str(c).strip() for c in columns]
+    original = header if header is not None and len(header) == len(read) else list(read)
+    names: list[str] = []
+    for i, name in enumerate(read):
+        if name in names:  # equal only once stripped ('x ' and 'x'): pandas kept both
+            n = 1
+            while f"{name}.{n}" in names or f"{name}.{n}" in read[i + 1:]:
+                n += 1
+            name = f"{name}.{n}"
+        names.append(name)
+    duplicates: dict[str, list[str]] = {}
+    for name in dict.fromkeys(original):
+        positions = [i for i, o in enumerate(original) if o == name]
+        if len(positions) > 1:
+            duplicates[name] = [names[i] for i in positions]
+    return names, duplicates
+
+
+def _duplicate_notes(duplicates: dict[str, list[str]]) -> list[str]:
+    return [f"duplicate column name {name!r} appears {len(read)} times: read as " + ", ".join(map(repr, read))
+            for name, read in sorted(duplicates.items())]
 
 
 def format_table(rows: Sequence[Sequence[Any]], underline: bool = True) -> str:

@@ -43,8 +43,8 @@ class Note:
         return asdict(self)
 
 
-def quoted(values: list[Any], most: int = 5) -> str:
-    shown = ", ".join(repr(v) for v in values[:most])
+def quoted(values: list[Any], most: int = 5, show: Any = repr) -> str:
+    shown = ", ".join(show(v) for v in values[:most])
     return shown + (f" and {len(values) - most} more" if len(values) > most else "")
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,24 +10,11 @@ import pandas as pd
 
 from launcher.core.errors import DataError, one_of
 from launcher.data.audit import Note, audit
-from launcher.io import read_table
+from launcher.data.dataset import Dataset
+from launcher.data.target import clean_target, label_mode, normalize_labels
+from launcher.io import Table, read_table
 
 BUILTIN = ("iris", "wine", "breast_cancer", "digits", "diabetes")
-
-
-@dataclass
-class Dataset:
-    name: str
-    X: pd.DataFrame
-    y: pd.Series | None
-    task: str  # as declared by the source: classification | regression | auto
-    shape: tuple[int, ...] | None = None
-    synthetic: bool = False
-    # What loading did that the user did not ask for by name (data.audit), for the run's log
-    # and records; and the columns left out of the features, with why.
-    notes: list[Note] = field(default_factory=list)
-    excluded: dict[str, str] = field(default_factory=dict)
-    read: dict[str, Any] | None = None  # how a file was read (io.TableFormat)
 
 
 def load(cfg: Any) -> Dataset:
@@ -100,11 +86,12 @@ def _load_csv(cfg: Any) -> Dataset:
     unknown = [c for c in drop if c not in frame.columns]
     if unknown:
         raise DataError(f"data.drop names columns not in {path.name}: {unknown}")
-    from launcher.data.target import clean_target
-
+    _refuse_target_copies(table, target, drop, path)
+    labels = label_mode(cfg.get("normalize_labels", "strip"))
     X = frame.drop(columns=[target, *drop])
     y, target_notes = clean_target(frame[target])
-    notes += target_notes
+    y, label_notes = normalize_labels(y, labels)
+    notes += target_notes + label_notes
     excluded = {c: "data.drop" for c in drop}
     if not cfg.get("shape"):  # a declared shape counts the columns: keep them all
         X, audit_notes = audit(X)
@@ -115,7 +102,20 @@ def _load_csv(cfg: Any) -> Dataset:
         raise DataError(f"{path.name} has no usable feature columns besides the target {target!r}"
                         + (f" (left out: {excluded})" if excluded else ""))
     return Dataset(name=path.stem, X=X, y=y, task=str(cfg.get("task") or "auto"), notes=notes,
-                   excluded=excluded, read=table.format.to_dict())
+                   excluded=excluded, read=table.format.to_dict(), labels=labels)
+
+
+def _refuse_target_copies(table: Table, target: str, drop: list[str], path: Path) -> None:
+    """A header that names two columns like the target leaves one of them among the features:
+    the answer in the inputs. Refused unless data.drop sets the others aside."""
+    for name, columns in table.duplicates.items():
+        others = [c for c in columns if c != target and c not in drop]
+        if target in columns and others:
+            where = ", ".join(f"column {table.frame.columns.get_loc(c) + 1} (read as {c!r})" for c in columns)
+            raise DataError(f"{path.name} has {len(columns)} columns named {name!r}: {where}; the target "
+                            f"{target!r} would have its namesake {others[0]!r} among the features. Rename one of "
+                            f"them in the file, or set data.drop=[{','.join(others)}] if "
+                            f"{'it is' if len(others) == 1 else 'they are'} not the target")
 
 
 def _load_synthetic(cfg: Any) -> Dataset:

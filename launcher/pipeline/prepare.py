@@ -90,7 +90,7 @@ def prepare(cfg: DictConfig) -> Prepared:
         if task == "clustering" and dataset.y.isna().any():
             dataset.y = None  # labels are only used to score clusters; partial labels cannot be
         else:
-            target = datamod.TargetEncoder.fit(dataset.y, label_task)
+            target = datamod.TargetEncoder.fit(dataset.y, label_task, labels=dataset.labels)
             y = target.encode(dataset.y)
     parts = datamod.split_indices(y, len(dataset.X), "classification" if target and target.classes else task,
                                   float(cfg.data.test_size), float(cfg.data.val_size), settings.seed)
