@@ -1,4 +1,5 @@
-"""Run plots as PNG: the learning curve of an epoch-based fit, and a confusion matrix.
+"""Run plots as PNG: the learning curve of an epoch-based fit, a confusion matrix, and a
+search's leaderboard and optimization history (the robot's).
 
 matplotlib is imported inside the functions, with the Agg backend (no display needed).
 """
@@ -92,41 +93,90 @@ def confusion_matrix(y_true_idx: Sequence[int], y_pred_idx: Sequence[int], class
     return _save(plt, fig, path)
 
 
-def leaderboard(scores: Sequence[tuple[str, float]], metric: str, path) -> Path | None:
-    """The best trials' scores as horizontal bars, best on top, coloured by model family."""
+def leaderboard(scores: Sequence[tuple[str, float]], metric: str, path, split: str = "cross-validated") -> Path | None:
+    """The best trials' scores as horizontal bars, best on top, coloured by model family.
+    `split` says what the scores were measured on ("5-fold CV", "validation")."""
     if not scores:
         return None
+    return _save(_pyplot(), leaderboard_figure(scores, metric, split), path)
+
+
+def leaderboard_figure(scores: Sequence[tuple[str, float]], metric: str, split: str = "cross-validated"):
     plt = _pyplot()
     scores = list(scores)[:15]
     families = sorted({name.split(" #")[0] for name, _ in scores})
     colors = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(scores) + 1.2))
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(scores) + 1.4))
     names = [n for n, _ in scores][::-1]
     values = [v for _, v in scores][::-1]
     ax.barh(names, values, color=[colors[n.split(" #")[0]] for n in names])
-    low = min(values)
-    ax.set_xlim(low - 0.1 * (max(values) - low + 1e-9), max(values) + 0.05 * (max(values) - low + 1e-9))
-    ax.set(xlabel=f"cross-validated {metric}", title="leaderboard (best trials)")
+    ax.set_xlim(*score_range(values))
+    _plain_numbers(ax.xaxis)
+    best_name, best_value = scores[0]
+    ax.set(xlabel=f"{split} {metric}", title=f"best trials by {split} {metric}\n"
+                                              f"best: {best_name.split(' #')[0]}, {best_value:.4g}")
     ax.grid(axis="x", alpha=0.3)
-    return _save(plt, fig, path)
+    return fig
 
 
-def optimisation_history(values: Sequence[float], metric: str, maximize: bool, path) -> Path | None:
-    """Each finished trial's score in the order trials finished, and the best so far."""
-    points = [(i + 1, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
-    if not points:
+def optimization_history(values: Sequence[float | None], metric: str, maximize: bool, path,
+                         split: str = "cross-validated", models: Sequence[str] | None = None) -> Path | None:
+    """Each finished trial's score in the order trials finished, and the best so far; with
+    `models` (each trial's model family) the points are coloured by family and the title names
+    the best. The sweeper writes the same file name, optimization_history.png."""
+    if not any(v is not None and math.isfinite(v) for v in values):
         return None
+    return _save(_pyplot(), optimization_history_figure(values, metric, maximize, split, models), path)
+
+
+def optimization_history_figure(values: Sequence[float | None], metric: str, maximize: bool,
+                                split: str = "cross-validated", models: Sequence[str] | None = None):
     plt = _pyplot()
+    models = list(models) if models is not None else [""] * len(values)
+    points = [(i + 1, v, m) for i, (v, m) in enumerate(zip(values, models)) if v is not None and math.isfinite(v)]
     fig, ax = plt.subplots(figsize=(7, 4))
-    xs, ys = zip(*points)
-    ax.scatter(xs, ys, s=12, alpha=0.6, label="trial")
-    best, line = None, []
-    for y in ys:
-        best = y if best is None or (y > best if maximize else y < best) else best
+    xs, ys, ms = zip(*points)
+    for i, family in enumerate(sorted(set(ms))):
+        chosen = [(x, y) for x, y, m in points if m == family]
+        ax.scatter(*zip(*chosen), s=16, alpha=0.8, color=plt.cm.tab10(i % 10), label=family or "trial", zorder=3)
+    best, line, best_model = None, [], ""
+    for y, m in zip(ys, ms):
+        if best is None or (y > best if maximize else y < best):
+            best, best_model = y, m
         line.append(best)
     ax.step(xs, line, where="post", color="black", label="best so far")
-    ax.set(xlabel="trial (in the order they finished)", ylabel=f"cross-validated {metric}",
-           title="optimisation history")
-    ax.legend()
+    ax.set_ylim(*score_range(ys))
+    _plain_numbers(ax.yaxis)
+    ax.set_xlim(0.5, max(xs) + 0.5)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True, min_n_ticks=1))  # trial numbers are whole
+    title = f"optimization history: {split} {metric}"
+    ax.set(xlabel="trial (in the order they finished)", ylabel=f"{split} {metric}",
+           title=title + (f"\nbest: {best_model}, {best:.4g}" if best_model else f"\nbest: {best:.4g}"))
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(plt, fig, path)
+    return fig
+
+
+# The robot's report calls the old spelling until robot/report.py is updated; remove then.
+optimisation_history = optimization_history
+
+
+def score_range(values: Sequence[float]) -> tuple[float, float]:
+    """Axis limits around scores that stay readable when they are all equal (one trial): a
+    margin of at least 2% of their size, kept within [0, 1] when the scores are."""
+    low, high = min(values), max(values)
+    pad = max(0.1 * (high - low), 0.02 * max(abs(low), abs(high)), 1e-3)
+    lo, hi = low - pad, high + pad
+    if low >= 0:
+        lo = max(lo, 0.0)
+    if high < 1:
+        hi = min(hi, 1.0)
+    return lo, hi
+
+
+def _plain_numbers(axis) -> None:
+    """Tick labels as plain numbers: no '1e-10' multiplier and no '+9.8e-1' offset, which is
+    what matplotlib shows for a narrow range of large-looking values."""
+    formatter = axis.get_major_formatter()
+    formatter.set_useOffset(False)
+    formatter.set_scientific(False)

@@ -41,12 +41,12 @@ class SavedRun:
     def load(cls, run: Path) -> "SavedRun | SavedEnsemble":
         """The saved model of a run (or robot experiment) directory, or its model/ folder."""
         run = Path(run)
-        if not run.exists():
-            raise ArtifactError(f"run directory {run} does not exist; give a run directory under outputs/")
         directory = artifacts.model_dir(run)
         reason = cleaned_reason(run) if not (directory / artifacts.METADATA).is_file() else None
         if reason:  # `python -m launcher.runs clean` deleted it: say so, not "metadata.json is missing"
             raise ArtifactError(reason)
+        if not run.exists():
+            raise ArtifactError(f"run directory {run} does not exist; give a run directory under outputs/")
         meta = artifacts.read_metadata(directory)
         if meta.get("framework") == "ensemble":
             return SavedEnsemble.load(directory, meta)

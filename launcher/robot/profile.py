@@ -34,8 +34,9 @@ class DatasetProfile:
     numeric: int = 0
     categorical: int = 0
     dates: int = 0
-    id_like: int = 0
-    dropped: int = 0
+    empty: int = 0  # features with no value at all (the column audit normally drops them first)
+    id_like: int = 0  # set aside, not features
+    dropped: int = 0  # set aside, not features: data.drop, empty or constant columns
     missing_share: float = 0.0
     task: str | None = None  # what the data says, when a target is given
     classes: int | None = None
@@ -60,9 +61,16 @@ class DatasetProfile:
         return d
 
     def summary(self) -> str:
-        parts = [f"{self.rows} rows", f"{self.columns} feature columns ({self.numeric} numeric, "
-                 f"{self.categorical} categorical, {self.dates} dates, {self.id_like} ID-like)",
-                 f"{self.missing_share:.1%} missing"]
+        """One line; its counts add up: the feature kinds to the feature columns, and the
+        columns set aside (ID-like, dropped) are counted apart, as what they are: not features."""
+        kinds = [f"{self.numeric} numeric", f"{self.categorical} categorical", _count(self.dates, "date")]
+        kinds += [f"{self.empty} empty"] if self.empty else []
+        parts = [f"{self.rows} rows", f"{_count(self.columns, 'feature column')} ({', '.join(kinds)})"]
+        aside = self.id_like + self.dropped
+        if aside:
+            why = [f"{self.id_like} ID-like"] * bool(self.id_like) + [f"{self.dropped} dropped"] * bool(self.dropped)
+            parts.append(f"{_count(aside, 'column')} set aside as not features ({', '.join(why)})")
+        parts.append(f"{self.missing_share:.1%} missing")
         if self.classes and self.majority_share is not None and self.minority_share is not None:
             parts.append(f"{self.classes} classes (largest {self.majority_share:.0%}, smallest "
                          f"{self.minority_share:.1%})")
@@ -75,6 +83,10 @@ class DatasetProfile:
         return ", ".join(parts)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def profile_dataset(dataset: Any, task: str | None = None) -> DatasetProfile:
     """The profile of a loaded launcher.data.Dataset (its features after the column audit)."""
     import pandas as pd
@@ -82,10 +94,11 @@ def profile_dataset(dataset: Any, task: str | None = None) -> DatasetProfile:
     from launcher.data.preprocessing import Preprocessor, looks_like_dates
 
     X, y = dataset.X, dataset.y
-    numeric = categorical = dates = levels = 0
+    numeric = categorical = dates = levels = empty = 0
     for name in X.columns:
         col = X[name]
         if col.isna().all():
+            empty += 1
             continue
         kind = Preprocessor._kind(col)
         if kind == "numeric":
@@ -97,7 +110,7 @@ def profile_dataset(dataset: Any, task: str | None = None) -> DatasetProfile:
             levels += int(col.nunique())
     excluded = dataset.excluded or {}
     profile = DatasetProfile(
-        rows=len(X), columns=X.shape[1], numeric=numeric, categorical=categorical, dates=dates,
+        rows=len(X), columns=X.shape[1], numeric=numeric, categorical=categorical, dates=dates, empty=empty,
         id_like=sum(1 for why in excluded.values() if why.startswith("ID-like")),
         dropped=sum(1 for why in excluded.values() if not why.startswith("ID-like")),
         missing_share=float(X.isna().to_numpy().mean()) if X.size else 0.0,

@@ -58,8 +58,12 @@ ESTIMATORS: dict[str, dict[str, Bound]] = {
         "model.estimator.min_samples_leaf": Bound("int", 1, 200, log=True),
         "model.estimator.max_features": Bound("choice", choices=("sqrt", "log2", 0.2, 0.33, 0.5, 0.7, 1.0)),
     },
+    # The linear family by task: logistic regression classifies, ridge regresses (the config
+    # option logistic_regression still builds Ridge for regression, for existing configs only).
     "logistic_regression": {
         "model.estimator.C": Bound("float", 1e-6, 1e6, log=True),
+    },
+    "ridge": {
         "model.estimator.alpha": Bound("float", 1e-6, 1e6, log=True),
     },
     "svm": {

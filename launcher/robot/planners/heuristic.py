@@ -15,7 +15,7 @@ from launcher.robot.task import MLTask
 
 # Rough seconds of one 5-fold cross-validated trial per 1,000 rows x 10 features on one core, for
 # sizing n_trials from the budget; the sweep's timeout, not this estimate, bounds the time.
-TRIAL_SECONDS = {"logistic_regression": 0.15, "hist_gradient_boosting": 1.2, "random_forest": 1.0,
+TRIAL_SECONDS = {"logistic_regression": 0.15, "ridge": 0.1, "hist_gradient_boosting": 1.2, "random_forest": 1.0,
                  "extra_trees": 0.8, "svm": 0.4, "knn": 0.1, "kmeans": 0.3, "mlp": 3.0, "cnn": 8.0}
 SMALL, LARGE = 2_000, 20_000  # rows
 
@@ -36,11 +36,14 @@ def candidate(model: str, params: dict[str, ParamRange], start: dict[str, Any], 
 def linear(task: str) -> Candidate:
     # Regularised linear models are strong baselines on small tabular data (Hastie, Tibshirani &
     # Friedman, The Elements of Statistical Learning, ch. 3-4); the regularisation strength is
-    # searched on a log scale over six decades.
-    key = "model.estimator.alpha" if task == "regression" else "model.estimator.C"
-    return candidate(model="logistic_regression", params={key: _range(1e-3, 1e3, True)}, start={key: 1.0},
+    # searched on a log scale over six decades: ridge's penalty for regression, logistic
+    # regression's inverse penalty C for classification.
+    model, key = ("ridge", "model.estimator.alpha") if task == "regression" else \
+        ("logistic_regression", "model.estimator.C")
+    return candidate(model=model, params={key: _range(1e-3, 1e3, True)}, start={key: 1.0},
                      alternatives=[{key: 0.1}, {key: 10.0}],
-                     why="a regularised linear model: strong and fast on small tabular data")
+                     why=f"{model.replace('_', ' ')}: a regularised linear model, strong and fast on small "
+                         "tabular data")
 
 
 def boosting(profile: DatasetProfile) -> Candidate:
