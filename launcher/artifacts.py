@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -139,4 +140,16 @@ def load_model(directory: Path, adapter: Adapter):
     meta = read_metadata(directory)
     if meta.get("framework") != adapter.name:
         raise ArtifactError(f"{directory} holds a {meta.get('framework')} model, not a {adapter.name} one")
-    return adapter.load(directory), meta
+    try:
+        return adapter.load(directory), meta
+    except _UNREADABLE as exc:
+        # The checksums matched, so the files are the ones metadata.json lists: one of them was
+        # replaced together with its checksum (or written by another tool), not damaged on the way.
+        raise ArtifactError(f"the model in {directory} cannot be read as a {adapter.name} model "
+                            f"({type(exc).__name__}: {exc}); its files were replaced after training; "
+                            "re-run the training to get a model") from exc
+
+
+# What the model formats raise on a file that is not theirs: a zip that is not one (skops,
+# .keras), undecodable JSON or msgpack (ValueError), a missing entry (KeyError), a short read.
+_UNREADABLE = (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError)

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -90,10 +91,23 @@ def test_sklearn_on_a_gpu_request_says_so(cli, tmp_path):
     assert "scikit-learn runs on the CPU: device=gpu does not apply" in res.stdout + res.stderr
 
 
+def _replaced_with_its_checksum(path: Path) -> None:
+    """Not a zip, under the model file's name, with metadata.json's checksum updated to match:
+    the checksums pass, the format does not."""
+    import hashlib
+
+    path.write_bytes(b"model weights, honest")
+    meta_path = path.parent / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["checksums"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize("target,corrupt,message", [
     ("model.skops", lambda p: p.write_bytes(p.read_bytes()[:-10]), "does not match its checksum"),
     ("preprocessing.json", lambda p: p.write_text("{}"), "does not match its checksum"),
     ("metadata.json", lambda p: p.write_text("{not json"), "metadata.json is corrupted"),
+    ("model.skops", _replaced_with_its_checksum, "cannot be read as a sklearn model (BadZipFile"),
 ])
 def test_a_tampered_model_is_refused_with_one_line(cli, tmp_path, target, corrupt, message):
     assert cli("model=logistic_regression", "hydra.run.dir=run").returncode == 0
@@ -101,7 +115,8 @@ def test_a_tampered_model_is_refused_with_one_line(cli, tmp_path, target, corrup
     pd.DataFrame({"sepal length (cm)": [5.0], "sepal width (cm)": [3.0], "petal length (cm)": [1.0],
                   "petal width (cm)": [0.2]}).to_csv(tmp_path / "in.csv", index=False)
     res = cli("run=run", "input=in.csv", "output=out.csv", module="launcher.predict")
-    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith("error: ") and "Traceback" not in res.stderr
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -147,8 +162,13 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "launcher", *args], cwd=tmp_path, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    while not ckpt.exists():  # wait on the file, not on the clock
+    deadline = time.monotonic() + 240
+    while not ckpt.exists():  # wait on the file (polled, with a deadline), not on a fixed sleep
         assert proc.poll() is None, proc.communicate()
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no checkpoint within 240 s: {proc.communicate()}")
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
