@@ -157,10 +157,6 @@ def optimization_history_figure(values: Sequence[float | None], metric: str, max
     return fig
 
 
-# The robot's report calls the old spelling until robot/report.py is updated; remove then.
-optimisation_history = optimization_history
-
-
 def score_range(values: Sequence[float]) -> tuple[float, float]:
     """Axis limits around scores that stay readable when they are all equal (one trial): a
     margin of at least 2% of their size, kept within [0, 1] when the scores are."""
