@@ -100,6 +100,24 @@ def test_clean_lists_first_and_deletes_only_when_told(two_datasets):
     assert not list(two_datasets.glob("outputs/multirun/*/*/cleaned.json"))
 
 
+def test_clean_on_a_terminal_asks_and_deletes_nothing_without_a_yes(two_datasets):
+    import os
+    import pty
+
+    before = sorted(two_datasets.glob("outputs/multirun/*/*/model"))
+    terminal, stdin = pty.openpty()
+    try:
+        os.write(terminal, b"n\n")  # the answer, waiting in the terminal's input
+        proc = subprocess.run([sys.executable, "-m", "launcher.runs", "clean", "keep_best=1"], cwd=two_datasets,
+                              env=env(), capture_output=True, text=True, timeout=60, stdin=stdin)
+    finally:
+        os.close(terminal)
+        os.close(stdin)
+    assert proc.returncode == 0, proc.stderr
+    assert "delete these 4 model folder(s)? [y/N]" in proc.stdout and proc.stdout.rstrip().endswith("nothing deleted")
+    assert sorted(two_datasets.glob("outputs/multirun/*/*/model")) == before
+
+
 def test_clean_keeps_the_best_model_of_each_dataset(two_datasets):
     by_dataset = scores(two_datasets)
     # The noisy table's best run scores below the easy table's worst: ranked together, as clean
