@@ -2,8 +2,10 @@
 quietly, predict as people use it. Each category is a table of small generated files."""
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import re
 import stat
 
 import numpy as np
@@ -42,6 +44,13 @@ FORMATS = [
     ("pipe.txt", lambda p: write_csv(p, frame(), sep="|"), {"sep": "|"}),
     ("bom.csv", lambda p: write_csv(p, frame(), encoding="utf-8-sig"), {"encoding": "utf-8-sig"}),
     ("windows.csv", lambda p: write_csv(p, frame(), encoding="cp1252"), {"encoding": "cp1252"}),
+    # what a spreadsheet saves as "Unicode text": UTF-16 with a byte-order mark, tab-separated
+    ("unicode_text.txt", lambda p: write_csv(p, frame(), sep="\t", encoding="utf-16"),
+     {"encoding": "utf-16", "sep": "\t"}),
+    ("utf16_big_endian.csv", lambda p: (p.write_bytes(codecs.BOM_UTF16_BE + frame().to_csv(index=False)
+                                                      .encode("utf-16-be")), p)[1], {"encoding": "utf-16"}),
+    ("utf16_no_mark.csv", lambda p: write_csv(p, frame(), encoding="utf-16-le"), {"encoding": "utf-16-le"}),
+    ("utf32.csv", lambda p: write_csv(p, frame(), encoding="utf-32"), {"encoding": "utf-32"}),
     ("gzipped.csv.gz", lambda p: write_csv(p, frame(), compression="gzip"), {"compression": "gzip"}),
     ("zipped.zip", lambda p: write_csv(p, frame(), compression={"method": "zip", "archive_name": "a.csv"}),
      {"compression": "zip"}),
@@ -64,6 +73,28 @@ def test_files_as_they_come_are_read_and_recorded(make_cfg, tmp_path, name, make
         assert meta["data"]["read"][key] == value
     kinds = meta["features"]["kinds"]
     assert set(kinds["numeric"]) == {"x", "size"} and kinds["categorical"] == ["color"]
+
+
+def test_the_log_says_how_the_file_was_read(make_cfg, tmp_path, caplog):
+    path = tmp_path / "churn.csv"
+    path.write_bytes(frame().to_csv(index=False, sep=";").replace(".", ",").encode("cp1252"))
+    with caplog.at_level("INFO", logger="launcher"):
+        train(make_cfg("data=csv", f"data.path={path}", "data.target=label", "model=logistic_regression"))
+    assert "data: read churn.csv (delimiter ';', encoding cp1252, decimal ',')" in [r.getMessage()
+                                                                                    for r in caplog.records]
+
+
+def test_a_code_page_other_than_cp1252_is_recognised(make_cfg, tmp_path):
+    """Not UTF-8 and not Western: charset-normalizer names it (cp1251 read as cp1252 is mojibake)."""
+    rng = np.random.default_rng(4)
+    cities = ["Москва", "Санкт-Петербург", "Новосибирск", "Екатеринбург", "Казань", "Нижний Новгород"]
+    df = frame(200).assign(color=rng.choice(cities, 200))
+    path = write_csv(tmp_path / "russian.csv", df, encoding="cp1251")
+    train(make_cfg("data=csv", f"data.path={path}", "data.target=label", "model=logistic_regression"))
+    meta = artifacts.read_metadata(run_dir() / "model")
+    assert meta["data"]["read"]["encoding"] == "cp1251"
+    features = json.loads((run_dir() / "model" / "preprocessing.json").read_text())["features"]
+    assert set(cities) <= set(json.dumps(features, ensure_ascii=False).split('"'))  # the names, not mojibake
 
 
 def test_an_undetectable_delimiter_names_what_was_found_and_the_option(make_cfg, tmp_path):
@@ -166,6 +197,125 @@ def test_task_auto_says_what_it_chose_and_why(make_cfg, caplog, overrides, why):
     with caplog.at_level("INFO", logger="launcher"):
         train(make_cfg(*overrides, "save_model=false"))
     assert why in [r.getMessage() for r in caplog.records]
+
+
+# -- 3. labels, names and numbers as people write them -------------------------------------------
+def spelled(n: int = 150) -> pd.DataFrame:
+    """'yes' written three ways, as hand-kept sheets do: with a stray trailing space and capitalised."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=n)
+    yes = rng.choice(["yes", "yes ", "Yes"], n, p=[0.6, 0.2, 0.2])
+    return pd.DataFrame({"x": x, "z": rng.normal(size=n), "answer": np.where(x > 0, yes, "no")})
+
+
+@pytest.mark.parametrize("setting,classes,note", [
+    (None, ["Yes", "no", "yes"],
+     "target 'answer': labels differing only by surrounding spaces or case are separate classes: 'Yes' / 'yes'; "
+     "if they are one class, set data.normalize_labels=casefold"),
+    ("casefold", ["no", "yes"],
+     "target 'answer': 2 label spelling(s) differing only by surrounding spaces or case read as one class "
+     "(data.normalize_labels=casefold): 'Yes' -> 'yes', 'yes ' -> 'yes'"),
+    ("keep", ["Yes", "no", "yes", "yes "],
+     "target 'answer': labels differing only by surrounding spaces or case are separate classes: "
+     "'Yes' / 'yes' / 'yes '; if they are one class, set data.normalize_labels=casefold"),
+])
+def test_labels_that_differ_only_by_spaces_or_case(cli, tmp_path, setting, classes, note):
+    df = spelled()
+    write_csv(tmp_path / "answers.csv", df)
+    extra = [f"data.normalize_labels={setting}"] if setting else []
+    res = cli("data=csv", "data.path=answers.csv", "data.target=answer", "model=logistic_regression",
+              "hydra.run.dir=run", *extra)
+    assert res.returncode == 0, res.stderr
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert note in record["data_notes"] and note in res.stderr + res.stdout  # a warning line and a record
+    if setting is None:  # the default trims: 'yes ' is 'yes'
+        assert "target 'answer': 1 label spelling(s) differing only by surrounding spaces read as one class " \
+               "(data.normalize_labels=strip): 'yes ' -> 'yes'" in record["data_notes"]
+    prep = json.loads((tmp_path / "run" / "model" / "preprocessing.json").read_text())["target"]
+    assert prep["classes"] == classes and prep["labels"] == (setting or "strip")
+    if setting == "casefold":
+        assert record["test"]["accuracy"] >= 0.9  # one class again: nothing left to confuse
+    # predict answers in the classes training chose, and a labelled file maps as training did
+    df.drop(columns=["answer"]).to_csv(tmp_path / "new.csv", index=False)
+    res = cli("run=run", "input=new.csv", "output=pred.csv", module="launcher.predict")
+    assert res.returncode == 0, res.stderr
+    assert set(pd.read_csv(tmp_path / "pred.csv", keep_default_na=False)["answer"]) <= set(classes)
+    from launcher.data import TargetEncoder
+
+    encoder = TargetEncoder.from_dict(prep)
+    encoded = encoder.encode(df["answer"])
+    assert list(encoder.decode(encoded)) == [spelling if spelling in classes else spelling.strip().lower()
+                                             if setting == "casefold" else spelling.strip()
+                                             for spelling in df["answer"]]
+
+
+def test_a_target_column_named_twice_is_refused_naming_both(make_cfg, tmp_path):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=80)
+    y = np.where(x > 0, "a", "b")
+    path = tmp_path / "twice.csv"
+    pd.DataFrame({"x": x, "y": y, "y_copy": y}).to_csv(path, index=False)
+    path.write_text(path.read_text().replace("x,y,y_copy", "x,y,y", 1))  # the header names it twice
+    message = ("twice.csv has 2 columns named 'y': column 2 (read as 'y'), column 3 (read as 'y.1'); the target "
+               "'y' would have its namesake 'y.1' among the features")
+    for target in ("y", "y.1"):
+        with pytest.raises(DataError) as err:
+            train(make_cfg("data=csv", f"data.path={path}", f"data.target={target}"))
+        assert ("twice.csv has 2 columns named 'y'" in str(err.value)
+                and "Rename one of them in the file, or set data.drop=" in str(err.value))
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train(make_cfg("data=csv", f"data.path={path}", "data.target=y"))
+    assert not (run_dir() / "metrics.json").exists()
+    # said which one is not the target: it trains, and the copy is not a feature
+    train(make_cfg("data=csv", f"data.path={path}", "data.target=y", "data.drop=[y.1]", "model=logistic_regression"))
+    meta = artifacts.read_metadata(run_dir() / "model")
+    assert meta["features"]["input_columns"] == ["x"]
+
+
+def _european(path, df):
+    text = df.to_csv(index=False, sep=";", float_format="%.2f")
+    # 2087.80 -> 2.087,80: a decimal comma and a point between thousands, as German spreadsheets write
+    path.write_text(re.sub(r"(\d+)\.(\d\d)", lambda m: f"{int(m[1]):,}".replace(",", ".") + "," + m[2], text))
+    return path
+
+
+def _quoted_american(path, df):
+    text = df.to_csv(index=False, float_format="%.2f")
+    path.write_text(re.sub(r"(\d+)\.(\d\d)", lambda m: f'"{int(m[1]):,}.{m[2]}"', text))  # "1,234.50"
+    return path
+
+
+@pytest.mark.parametrize("write,thousands,decimal", [(_european, ".", ","), (_quoted_american, ",", ".")],
+                         ids=["2.087,80", "1,234.5"])
+def test_numbers_with_thousands_separators_are_numbers(make_cfg, tmp_path, caplog, write, thousands, decimal):
+    rng = np.random.default_rng(7)
+    area = rng.uniform(200, 4000, 200)  # square feet: some above a thousand
+    df = pd.DataFrame({"area": area, "rooms": rng.integers(1, 6, 200).astype(float)})
+    df["price"] = area * 310 + rng.normal(0, 5000, 200)  # thousands to millions
+    path = write(tmp_path / "houses.csv", df)
+    assert f"{thousands}" in path.read_text().splitlines()[1]
+    with caplog.at_level("INFO", logger="launcher"):
+        train(make_cfg("data=csv", f"data.path={path}", "data.target=price", "model=logistic_regression"))
+    record = json.loads((run_dir() / "metrics.json").read_text())
+    assert record["task"] == "regression" and record["test"]["r2"] > 0.9
+    assert (f"read 2 column(s) of numbers written with thousands separator {thousands!r} and decimal {decimal!r} "
+            "as numbers: 'area', 'price'") in record["data_notes"]
+    meta = artifacts.read_metadata(run_dir() / "model")
+    assert meta["data"]["read"]["thousands"] == thousands and meta["features"]["kinds"]["numeric"] == ["area", "rooms"]
+    assert any(m.startswith("data: read houses.csv (") and f"thousands {thousands!r}" in m
+               for m in [r.getMessage() for r in caplog.records])
+
+
+def test_a_target_of_numbers_with_mixed_separators_is_not_sent_to_classification(make_cfg, tmp_path):
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"x": rng.normal(size=60)})
+    df["price"] = [f"{v:,.2f}" for v in rng.uniform(1000, 9000, 60)]
+    df.loc[::7, "price"] = ["1.234,50"] * len(df.loc[::7])  # someone typed a few the other way
+    path = write_csv(tmp_path / "mixed.csv", df)
+    with pytest.raises(DataError) as err:
+        train(make_cfg("data=csv", f"data.path={path}", "data.target=price", "task=regression"))
+    assert "numbers written with separators in more than one way" in str(err.value)
+    assert "task=classification" not in str(err.value)
 
 
 # -- 4. predict as people use it ------------------------------------------------------------------

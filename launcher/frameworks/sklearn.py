@@ -70,6 +70,12 @@ class SklearnAdapter(Adapter):
         return frozenset(estimator_tasks(spec)) if self.supports(spec.get("type")) else frozenset()
 
     def check(self, spec: dict[str, Any], schema: DataSchema, settings: TrainerSettings) -> None:
+        if settings.resume_from:
+            # Refused, not ignored with a warning: the user expects the run to continue earlier
+            # training, and a fresh fit reported as a success would hide that it did not.
+            raise ConfigError(f"trainer.resume_from is for networks that train in epochs; framework=sklearn fits "
+                              f"model={spec.get('name')} in one go, so there is nothing to resume: drop "
+                              "trainer.resume_from (the same command with the same seed fits the same model)")
         if schema.task not in estimator_tasks(spec):
             raise ConfigError(f"model={spec.get('name')} has no scikit-learn estimator for {schema.task}; "
                               f"it supports: {', '.join(estimator_tasks(spec)) or 'nothing'}")

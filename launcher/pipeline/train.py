@@ -32,7 +32,7 @@ from launcher.core.errors import ConfigError, Interrupted
 from launcher.core.paths import original_cwd, run_dir
 from launcher.core.trainer import TrainingInterrupted
 from launcher.core.types import History, Splits
-from launcher.io import atomic_write, write_json
+from launcher.io import atomic_write, remove_stale_partials, write_json
 from launcher.pipeline.prepare import Prepared, make_splits, prepare
 
 log = logging.getLogger("launcher")
@@ -53,6 +53,7 @@ def train(cfg: DictConfig) -> float:
     """Train, evaluate and save one model; return the objective."""
     start = time.perf_counter()
     out = run_dir()
+    _remove_killed_writes(out)
     p = prepare(cfg)
     _seed_global_rngs(p.settings.seed)
     log.info("%s | framework=%s model=%s task=%s | %d rows, %d columns",
@@ -109,6 +110,23 @@ def train(cfg: DictConfig) -> float:
     _plots(cfg, p, fitted.history, test_output, fitted.splits, out)
     _summary(p, val, test, cv, record, out)
     return float(value)
+
+
+def _remove_killed_writes(out: Path) -> None:
+    """A run killed while it saved (its model, a checkpoint) cannot remove its temporary
+    sibling (.model.partial-<host>.<pid>.*), and nothing writes into its directory again: the
+    next run beside it (the same day's outputs, the same sweep) removes those whose process is
+    gone. Only run directories (Hydra's .hydra/ in them) are looked into; writes in progress
+    and other machines' files are left alone (io.remove_stale_partials)."""
+    try:
+        runs = [entry for entry in out.parent.iterdir() if (entry / ".hydra").is_dir()]
+    except OSError:
+        return
+    removed = [path for run in runs for folder in (run, run / "checkpoints") for path in remove_stale_partials(folder)]
+    if removed:
+        log.info("removed %d unfinished file(s) left by runs killed while saving: %s", len(removed),
+                 ", ".join(str(path.relative_to(out.parent)) for path in removed[:3])
+                 + (" ..." if len(removed) > 3 else ""))
 
 
 def _seed_global_rngs(seed: int) -> None:

@@ -30,9 +30,10 @@ from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError, ConfigError
 from launcher.core.paths import original_cwd
 from launcher.core.specs import NETWORK_TYPES, check_network
-from launcher.core.trainer import TrainerSettings, find_checkpoint
+from launcher.core.trainer import TrainerSettings
 from launcher.core.types import DataSchema, History, Report, Splits
 from launcher.frameworks import network_file
+from launcher.frameworks.checkpoints import resume_checkpoint
 
 WEIGHTS = "model.msgpack"  # beside network_file.NETWORK
 LAST_CHECKPOINT, BEST_CHECKPOINT = "last.msgpack", "best.msgpack"  # under <run dir>/checkpoints
@@ -147,7 +148,7 @@ class FlaxAdapter(Adapter):
         self._check_precision(settings.precision)
         self.placement()
         if settings.resume_from:
-            find_checkpoint(settings.resume_from, LAST_CHECKPOINT, "JAX")
+            resume_checkpoint(settings.resume_from, LAST_CHECKPOINT, self.name, "JAX")
 
     @staticmethod
     def _check_precision(precision: str) -> None:
@@ -175,7 +176,7 @@ class FlaxAdapter(Adapter):
         if settings.num_threads:
             log.warning("jax: trainer.num_threads=%d is not applied: XLA sizes its CPU thread pool when it "
                         "starts (limit the process's CPUs instead, e.g. taskset)", settings.num_threads)
-        resume = find_checkpoint(settings.resume_from, LAST_CHECKPOINT, "JAX") if settings.resume_from else None
+        resume = resume_checkpoint(settings.resume_from, LAST_CHECKPOINT, self.name, "JAX")
         return loop.fit(model, data, settings, device, workdir=workdir, report=report, resume=resume)
 
     def predict(self, model: FlaxModel, X: np.ndarray) -> np.ndarray:

@@ -36,9 +36,10 @@ import numpy as np
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError, ConfigError, one_of
 from launcher.core.specs import NETWORK_TYPES, check_network
-from launcher.core.trainer import TrainerSettings, check_resumable, find_checkpoint
+from launcher.core.trainer import TrainerSettings, check_resumable
 from launcher.core.types import DataSchema, FrameworkStatus, History, Report, Splits
 from launcher.frameworks import network_file
+from launcher.frameworks.checkpoints import resume_checkpoint
 from launcher.frameworks.keras import checkpoints, runtime
 
 WEIGHTS = "model.keras"  # beside network_file.NETWORK
@@ -149,7 +150,7 @@ class KerasAdapter(Adapter):
             raise ConfigError("trainer.precision=16-mixed needs a GPU; on the CPU use trainer.precision=bf16-mixed "
                               "or 32")
         if settings.resume_from:  # the checkpoint must continue this very run
-            path = find_checkpoint(settings.resume_from, checkpoints.LAST, "TensorFlow")
+            path = resume_checkpoint(settings.resume_from, checkpoints.LAST, self.name, "TensorFlow")
             doc, _, _ = checkpoints.read(path)
             check_resumable(path, doc["launcher"], {**asdict(parsed), "api": network_api(spec, parsed)},
                             schema.to_dict(), settings)
@@ -192,7 +193,7 @@ class KerasAdapter(Adapter):
             report: Report | None = None) -> History:
         device = self._configure(settings)
         self._check_precision(settings.precision, device)
-        resume = find_checkpoint(settings.resume_from, checkpoints.LAST, "TensorFlow") if settings.resume_from else None
+        resume = resume_checkpoint(settings.resume_from, checkpoints.LAST, self.name, "TensorFlow")
         from launcher.frameworks.keras import loop
 
         with runtime.scope(device):

@@ -27,9 +27,10 @@ import numpy as np
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError, ConfigError
 from launcher.core.specs import NETWORK_TYPES, check_network
-from launcher.core.trainer import TrainerSettings, find_checkpoint
+from launcher.core.trainer import TrainerSettings
 from launcher.core.types import DataSchema, History, Report, Splits
 from launcher.frameworks import network_file
+from launcher.frameworks.checkpoints import resume_checkpoint
 
 WEIGHTS = "model.safetensors"  # beside network_file.NETWORK
 FORMAT = "launcher-torch/2"
@@ -79,7 +80,7 @@ class TorchAdapter(Adapter):
         accelerator, _, _ = self.placement()
         self._check_precision(settings.precision, accelerator)
         if settings.resume_from:
-            find_checkpoint(settings.resume_from, "last.ckpt", "PyTorch")
+            resume_checkpoint(settings.resume_from, "last.ckpt", self.name, "PyTorch")
 
     def placement(self) -> tuple[str, Any, Any]:
         """(accelerator, devices, strategy) for Fabric; auto = cuda, then mps, then cpu."""
@@ -140,7 +141,7 @@ class TorchAdapter(Adapter):
 
         placement = self.placement()
         self._check_precision(settings.precision, placement[0])
-        resume = find_checkpoint(settings.resume_from, "last.ckpt", "PyTorch") if settings.resume_from else None
+        resume = resume_checkpoint(settings.resume_from, "last.ckpt", self.name, "PyTorch")
         with self._threads(settings.num_threads), self._deterministic(settings.deterministic, placement[0]):
             try:
                 return loop.fit(model, data, settings, placement, workdir=workdir, report=report, resume=resume)
