@@ -6,19 +6,17 @@ Optuna is imported only when a sweep runs.
 Configs written for hydra-optuna-sweeper name its class,
 ``hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper`` (lightning-hydra-template's
 ``hparams_search`` configs do). Hydra finds a plugin by ``<class.__module__>.<class name>``
-among the classes its scan met, then imports that module by name; so ``OfficialNameOptunaSweeper``
-below carries that module name, and ``_provide_official_name`` puts a module of that name in
-``sys.modules`` (in memory: no file of the official package is shipped, so an environment that
-also installs hydra-optuna-sweeper keeps both packages' files intact). Where the official package
-is installed, it keeps its name, and every Hydra start says so (``official_plugin_message``)
-instead of one plugin silently shadowing the other.
+among the classes its scan met, so ``OfficialNameOptunaSweeper`` below carries that module
+name; ``hydra_plugins/hydra_optuna_sweeper.py`` makes the name importable (also outside a Hydra
+app). Where the official package is installed, every Hydra start says so
+(``official_plugin_message``) instead of one plugin silently shadowing the other.
 """
 from __future__ import annotations
 
 import sys
-import types
 import warnings
-from typing import Any, List
+from contextlib import contextmanager
+from typing import Any, Iterator, List
 
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
@@ -35,10 +33,11 @@ class OptunaSweeper(Sweeper):
         from launcher.core.errors import ConfigError
         from launcher.sweeper.optuna_sweeper import OptunaSweeperImpl
 
-        conflict = official_plugin_message()
-        if conflict:
-            raise ConfigError(conflict)
-        self.sweeper = OptunaSweeperImpl(**settings)
+        with _errors_in_one_line():  # not Hydra's "Error in call to target ..." around it
+            conflict = official_plugin_message()
+            if conflict:
+                raise ConfigError(conflict)
+            self.sweeper = OptunaSweeperImpl(**settings)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -49,13 +48,21 @@ class OptunaSweeper(Sweeper):
         self.launcher = self.sweeper.launcher
 
     def sweep(self, arguments: List[str]) -> None:
-        from launcher.core.errors import LauncherError
-
-        try:
+        with _errors_in_one_line():
             return self.sweeper.sweep(arguments)
-        except LauncherError as error:  # bad sweep settings, too many failures: one line, as everywhere
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(error.exit_code)
+
+
+@contextmanager
+def _errors_in_one_line() -> Iterator[None]:
+    """Bad sweep settings, too many failures, no result: one line and its exit code, as
+    everywhere in launcher."""
+    from launcher.core.errors import LauncherError
+
+    try:
+        yield
+    except LauncherError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
 
 
 class OfficialNameOptunaSweeper(OptunaSweeper):
@@ -65,24 +72,6 @@ class OfficialNameOptunaSweeper(OptunaSweeper):
 OfficialNameOptunaSweeper.__module__ = OFFICIAL_MODULE
 OfficialNameOptunaSweeper.__name__ = OfficialNameOptunaSweeper.__qualname__ = "OptunaSweeper"
 
-
-def _provide_official_name() -> None:
-    """Make ``hydra_plugins.hydra_optuna_sweeper.optuna_sweeper`` importable, holding this
-    sweeper, unless the official package is installed (then the name is its)."""
-    package_name = OFFICIAL_MODULE.rsplit(".", 1)[0]
-    if official_plugin_message() or OFFICIAL_MODULE in sys.modules:
-        return
-    package = types.ModuleType(package_name, "launcher's stand-in for hydra-optuna-sweeper")
-    package.__path__ = []  # a package, with nothing on disk
-    package.__launcher_alias__ = True
-    module = types.ModuleType(OFFICIAL_MODULE, "launcher's Optuna sweeper, by the official name")
-    module.OptunaSweeper = OfficialNameOptunaSweeper
-    package.optuna_sweeper = module
-    sys.modules.setdefault(package_name, package)
-    sys.modules[OFFICIAL_MODULE] = module
-
-
-_provide_official_name()
 
 # Said at every Hydra start while the environment holds both plugins: which one Hydra runs then
 # depends on the order of its plugin scan.

@@ -19,6 +19,10 @@ SWEEPER_TARGET = "hydra_plugins.launcher_sweeper.optuna_sweeper.OptunaSweeper"
 # hparams_search/*.yaml among them); hydra_plugins/launcher_sweeper registers it for this sweeper.
 OFFICIAL_MODULE = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper"
 OFFICIAL_TARGET = f"{OFFICIAL_MODULE}.OptunaSweeper"
+# hydra-optuna-sweeper's motpe preset (its HEAD, for Optuna 4): a target that raises this message.
+MOTPE_TARGET = "hydra_plugins.hydra_optuna_sweeper.config.raise_motpe_removed"
+MOTPE_REMOVED = ("The 'motpe' sampler was removed in Optuna 4.0. Use 'hydra/sweeper/sampler=tpe' "
+                 "instead. TPESampler now handles multi-objective optimization.")
 # The environment variable that carries a job's trial (see pruning.py).
 TRIAL_ENV = "LAUNCHER_OPTUNA_TRIAL"
 
@@ -30,7 +34,17 @@ class Direction(Enum):
     maximize = 2
 
 
+def raise_motpe_removed(*args: Any, **kwargs: Any) -> None:
+    """The motpe preset's target, as in hydra-optuna-sweeper's HEAD (the sweeper refuses the
+    preset before it gets here; this keeps the message where the target is instantiated directly)."""
+    raise ValueError(MOTPE_REMOVED)
+
+
 # -- samplers -----------------------------------------------------------------------------------
+# Every key hydra-optuna-sweeper's presets declare (1.2.0 and its HEAD) is here with its default,
+# so its users' configs compose; keys that take an object (independent_sampler, mutation,
+# crossover) take a config with a _target_, and ones that take a function (constraints_func) a
+# {_target_: my.module.fn, _partial_: true}; the sweeper instantiates them with the sampler.
 @dataclass
 class SamplerConfig:
     _target_: str = MISSING
@@ -44,9 +58,14 @@ class TPESamplerConfig(SamplerConfig):
     seed: Optional[int] = None
     n_startup_trials: int = 10
     n_ei_candidates: int = 24
-    multivariate: Optional[bool] = None
+    # hydra-optuna-sweeper's false (univariate TPE); null: Optuna 5's choice (true for one objective).
+    multivariate: Optional[bool] = False
     group: bool = False
-    constant_liar: bool = True
+    # false: hydra-optuna-sweeper's (and Optuna < 5's) default; Optuna 5 defaults to true. Measured
+    # with 4 trials in flight it found worse optima (README, "Differences"), so false everywhere.
+    constant_liar: bool = False
+    # Optuna 5 deprecates it for TPE (use trial.set_constraint); declared for configs that set it.
+    constraints_func: Optional[Any] = None
     # Deprecated by Optuna 4.3-4.9 (setting one logs Optuna's FutureWarning); null: Optuna's value.
     consider_prior: Optional[bool] = None
     prior_weight: Optional[float] = None
@@ -70,16 +89,21 @@ class CmaEsSamplerConfig(SamplerConfig):
     x0: Optional[Dict[str, Any]] = None
     sigma0: Optional[float] = None
     n_startup_trials: int = 1
+    # null: Optuna's RandomSampler for the parameters CMA-ES does not handle (categorical ones).
+    independent_sampler: Optional[Any] = None
     warn_independent_sampling: bool = True
     consider_pruned_trials: bool = False
     # "ipop" | "bipop" | null; Optuna 4.4+ ignores it (with a FutureWarning): CMA-ES restarts
     # moved to OptunaHub.
     restart_strategy: Optional[str] = None
     popsize: Optional[int] = None
+    # hydra-optuna-sweeper: 2; Optuna 4.4+ ignores it with the restarts (setting one warns).
     inc_popsize: int = -1
     use_separable_cma: bool = False
     with_margin: bool = False
     lr_adapt: bool = False
+    # Warm start from another study's trials (a list of FrozenTrial: set from Python, not YAML).
+    source_trials: Optional[Any] = None
 
 
 @dataclass
@@ -87,9 +111,14 @@ class NSGAIISamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.NSGAIISampler"
     seed: Optional[int] = None
     population_size: int = 50
+    # {_target_: optuna.samplers.nsgaii.PolynomialMutation, ...}; null: uniform resampling.
+    mutation: Optional[Any] = None
     mutation_prob: Optional[float] = None
+    # {_target_: optuna.samplers.nsgaii.SBXCrossover, ...}; null: UniformCrossover.
+    crossover: Optional[Any] = None
     crossover_prob: float = 0.9
     swapping_prob: float = 0.5
+    constraints_func: Optional[Any] = None
 
 
 @dataclass
@@ -97,9 +126,14 @@ class NSGAIIISamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.NSGAIIISampler"
     seed: Optional[int] = None
     population_size: int = 50
+    # {_target_: optuna.samplers.nsgaii.PolynomialMutation, ...}; null: uniform resampling.
+    mutation: Optional[Any] = None
     mutation_prob: Optional[float] = None
+    # {_target_: optuna.samplers.nsgaii.SBXCrossover, ...}; null: UniformCrossover.
+    crossover: Optional[Any] = None
     crossover_prob: float = 0.9
     swapping_prob: float = 0.5
+    constraints_func: Optional[Any] = None
     dividing_parameter: int = 3
 
 
@@ -109,6 +143,7 @@ class QMCSamplerConfig(SamplerConfig):
     seed: Optional[int] = None
     qmc_type: str = "sobol"
     scramble: bool = False
+    independent_sampler: Optional[Any] = None
     warn_asynchronous_seeding: bool = True
     warn_independent_sampling: bool = True
 
@@ -117,8 +152,10 @@ class QMCSamplerConfig(SamplerConfig):
 class GPSamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.GPSampler"
     seed: Optional[int] = None
+    independent_sampler: Optional[Any] = None
     n_startup_trials: int = 10
     deterministic_objective: bool = False
+    constraints_func: Optional[Any] = None
     warn_independent_sampling: bool = True
 
 
@@ -133,10 +170,19 @@ class GridSamplerConfig(SamplerConfig):
 
 @dataclass
 class MOTPESamplerConfig(SamplerConfig):
-    """Optuna 4 removed MOTPESampler; the sweeper refuses it with the replacement (tpe)."""
+    """Optuna 4 removed MOTPESampler: hydra-optuna-sweeper's target that says so (MOTPE_REMOVED);
+    the sweeper refuses it in one line before the sweep starts."""
 
-    _target_: str = "optuna.samplers.MOTPESampler"
+    _target_: str = MOTPE_TARGET
+    # hydra-optuna-sweeper 1.2.0's keys, so that a config written for it composes and gets the
+    # message above instead of "Key 'seed' not in 'MOTPESamplerConfig'".
     seed: Optional[int] = None
+    consider_prior: bool = True
+    prior_weight: float = 1.0
+    consider_magic_clip: bool = True
+    consider_endpoints: bool = False
+    n_startup_trials: int = 10
+    n_ehvi_candidates: int = 24
 
 
 SAMPLERS: Dict[str, Any] = {
@@ -211,7 +257,8 @@ class OptunaSweeperConf:
     # seed first; the pruner's config also travels to each job).
     _recursive_: bool = False
     defaults: List[Any] = field(
-        default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "nop"}, {"job_env": "trial"}]
+        default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "nop"}, {"job_env": "trial"},
+                                 {"trial_log": "file"}]
     )
 
     # -- hydra-optuna-sweeper's keys, with its defaults --
@@ -288,3 +335,8 @@ def register_configs() -> None:
     # which Hydra keeps out of the job's config, its override_dirname and its "Launching" line.
     store.store(group="hydra/sweeper/job_env", name="trial", node={TRIAL_ENV: ""},
                 package="_global_.hydra.job.env_set", provider="launcher")
+    # A Hydra callback that writes a failed trial's traceback into the trial's own log, in the
+    # job's process (launcher.sweeper.failures): the console gets one line per failed trial.
+    store.store(group="hydra/sweeper/trial_log", name="file",
+                node={"launcher_trial_log": {"_target_": "launcher.sweeper.failures.TrialLog"}},
+                package="_global_.hydra.callbacks", provider="launcher")

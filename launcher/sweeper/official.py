@@ -16,21 +16,25 @@ DOCS = "https://hydra.cc/docs/upgrades/1.1_to_1.2/changes_to_sweeper_config/"
 
 
 def official_plugin_message() -> str | None:
-    """A message when the hydra-optuna-sweeper package is importable here, else None."""
+    """A message when the hydra-optuna-sweeper package is installed here, else None.
+
+    Its files are a package directory, hydra_plugins/hydra_optuna_sweeper/, in some portion of
+    the hydra_plugins namespace; launcher's stand-in for its names is a module file beside it
+    (hydra_plugins/hydra_optuna_sweeper.py), which this does not count."""
     import importlib.metadata
     import importlib.util
-    import sys
+    from pathlib import Path
 
-    loaded = sys.modules.get("hydra_plugins.hydra_optuna_sweeper")
-    if getattr(loaded, "__launcher_alias__", False):
-        return None  # launcher's own stand-in (hydra_plugins/launcher_sweeper)
     try:
-        spec = importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper")
+        namespace = importlib.util.find_spec("hydra_plugins")
     except (ImportError, ValueError):
-        spec = None
-    if spec is None:
+        namespace = None
+    portions = list(namespace.submodule_search_locations or []) if namespace else []
+    packages = [Path(p) / "hydra_optuna_sweeper" for p in portions]
+    found = [p for p in packages if p.is_dir() and any(p.glob("*.py"))]
+    if not found:
         return None
-    where = list(spec.submodule_search_locations or [spec.origin])[0]
+    where = str(found[0])
     versions = {}
     for name in ("hydra-optuna-sweeper", "optuna"):
         try:

@@ -28,9 +28,10 @@ from typing import Any, Sequence
 from launcher.core.errors import ConfigError, LauncherError
 from launcher.sweeper import compat, resume
 from launcher.sweeper.config import TRIAL_ENV, Direction
+from launcher.sweeper.failures import is_pruned, log_file, one_line
 from launcher.sweeper.official import SweepStart, log_differences, search_space_distributions
 from launcher.sweeper.samplers import check_sampler, is_grid, make_sampler
-from launcher.sweeper.search_space import SearchSpace, encode_choice, parse_search_space
+from launcher.sweeper.search_space import SearchSpace, encode_choice, parse_search_space, render_value
 from launcher.sweeper.storage import locate, open_storage
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class OptunaSweeperImpl:
         self.config: Any = None
         self.launcher: Any = None
         self.hydra_context: Any = None
+        self.logs: dict[int, Path] = {}  # the log files of this run's failed trials
+        self.stopped: str | None = None  # why the trial loop ended
 
     # -- Hydra's Sweeper interface -------------------------------------------------------------
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
@@ -200,6 +203,7 @@ class OptunaSweeperImpl:
             except Exception as error:  # plots must not lose a finished sweep
                 log.warning("plots not written: %s", error)
         self._log_best(study)
+        failed_out = failed_out or self._without_result(study)
         if failed_out:
             raise SweepFailed(failed_out)
 
@@ -260,6 +264,7 @@ class OptunaSweeperImpl:
             heartbeat.stop()
             pool.shutdown(wait=True)
         log.info("Sweep stopped: %s", stop)
+        self.stopped = stop
         return failed_out
 
     def _show_running(self, study: Any) -> None:
@@ -344,9 +349,11 @@ class OptunaSweeperImpl:
         import optuna
         from hydra.core.utils import JobStatus
 
-        run_dir = None
-        if isinstance(outcome, BaseException):
+        run_dir = traceback_in = None
+        if isinstance(outcome, BaseException):  # the launcher itself failed: no trial log
             state, values, failure = "FAIL", None, f"launcher error: {type(outcome).__name__}: {outcome}"
+            log.debug("Trial %d: the launcher failed", trial.number,
+                      exc_info=(type(outcome), outcome, outcome.__traceback__))
         else:
             run_dir = _run_dir(outcome)
             if outcome.status == JobStatus.COMPLETED:
@@ -355,18 +362,21 @@ class OptunaSweeperImpl:
             else:
                 error = compat.job_error(outcome)
                 values = None
-                if isinstance(error, optuna.TrialPruned) or type(error).__name__ == "TrialPruned":
+                if isinstance(error, optuna.TrialPruned) or is_pruned(error):
                     state, failure = "PRUNED", None
-                else:
+                else:  # its traceback is in the trial's log (failures.TrialLog wrote it there)
                     state, failure = "FAIL", f"{type(error).__name__}: {error}"
-                    log.warning("Trial %d failed: %s", trial.number, failure,
-                                exc_info=(type(error), error, error.__traceback__))
+                    traceback_in = log_file(outcome.hydra_cfg)
+            where = log_file(outcome.hydra_cfg)
+            if state == "FAIL" and where is not None:
+                self.logs[trial.number] = where
         if run_dir:
             trial.set_user_attr("run_dir", run_dir)
             self._check_direction(run_dir)
-        self._tell(study, trial, values, state, failure)
+        self._tell(study, trial, values, state, failure, traceback_in)
 
-    def _tell(self, study: Any, trial: Any, values: Any, state: str, failure: str | None) -> None:
+    def _tell(self, study: Any, trial: Any, values: Any, state: str, failure: str | None,
+              traceback_in: Path | None = None) -> None:
         from optuna.trial import TrialState
 
         from launcher.sweeper.results import write_results
@@ -383,9 +393,14 @@ class OptunaSweeperImpl:
         except Exception as error:  # e.g. marked stale by another process meanwhile
             log.warning("Trial %d could not be recorded: %s", trial.number, error)
             return
-        shown = values if values is None or len(values) > 1 else values[0]
-        log.info("Trial %d %s%s%s", trial.number, state.lower(),
-                 f" with value {shown}" if values else "", f": {failure}" if failure else "")
+        if failure:  # one line on the console; the traceback is in the trial's log
+            log.warning("Trial %d failed (%s): %s%s", trial.number,
+                        " ".join(f"{k}={render_value(v)}" for k, v in trial.params.items()),
+                        one_line(failure), f"; traceback in {traceback_in}" if traceback_in else "")
+        else:
+            shown = values if values is None or len(values) > 1 else values[0]
+            log.info("Trial %d %s%s", trial.number, state.lower(),
+                     f" with value {shown}" if values else "")
         try:
             write_results(study, self.sweep_dir, self.space.overrides, self._extra())
         except Exception as error:
@@ -412,8 +427,31 @@ class OptunaSweeperImpl:
             last = failures[-1]
             return (f"{len(failures)} trial(s) failed, more than max_failure_rate="
                     f"{self.max_failure_rate:g} of n_trials={self.n_trials}; last failure "
-                    f"(trial {last.number}): {last.user_attrs['failure']}")
+                    f"(trial {last.number}): {one_line(last.user_attrs['failure'])}"
+                    + self._log_of(last.number))
         return None
+
+    def _without_result(self, study: Any) -> str | None:
+        """A sweep in which no trial completed has no result, whatever max_failure_rate
+        tolerates: the message for its error line, else None."""
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        if self.n_trials == 0 or any(t.state == TrialState.COMPLETE for t in trials):
+            return None
+        counts: dict[str, int] = {}
+        for t in trials:
+            if t.state != TrialState.WAITING and not t.user_attrs.get("skipped"):
+                name = {"FAIL": "failed"}.get(t.state.name, t.state.name.lower())
+                counts[name] = counts.get(name, 0) + 1
+        what = ", ".join(f"{n} {name}" for name, n in counts.items()) or f"none ran: {self.stopped}"
+        return (f"no trial completed ({what}), so the sweep has no result; max_failure_rate="
+                f"{self.max_failure_rate:g} tolerates failed trials, not a sweep without a "
+                "completed one" + (self._log_of(max(self.logs)) if self.logs else ""))
+
+    def _log_of(self, number: int) -> str:
+        where = self.logs.get(number)
+        return f"; trial {number}'s log: {where}" if where else ""
 
     # -- pieces ---------------------------------------------------------------------------------
     def _count(self, study: Any) -> int:
@@ -477,8 +515,9 @@ class OptunaSweeperImpl:
     def _log_best(self, study: Any) -> None:
         from optuna.trial import TrialState
 
+        # (without a completed trial, the sweep's error line says so: _without_result)
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            log.warning("No trial completed")
+            pass
         elif len(self.directions) == 1:
             best = study.best_trial
             log.info("Best parameters: %s", best.params)

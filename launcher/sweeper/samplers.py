@@ -11,6 +11,7 @@ from typing import Any
 
 from launcher.core.errors import ConfigError
 from launcher.sweeper import resume
+from launcher.sweeper.config import MOTPE_REMOVED, MOTPE_TARGET
 from launcher.sweeper.search_space import SearchSpace, grid_of
 
 log = logging.getLogger(__name__)
@@ -20,9 +21,9 @@ def check_sampler(spec: Any) -> None:
     """Refuse, before the sweep starts, a sampler config that cannot work."""
     if isinstance(spec, dict):
         target = str(spec.get("_target_", ""))
-        if target.endswith("MOTPESampler"):
-            raise ConfigError("hydra.sweeper.sampler: Optuna 4 removed MOTPESampler; TPESampler "
-                              "handles several objectives: use hydra/sweeper/sampler=tpe")
+        # the motpe preset (hydra-optuna-sweeper's HEAD target) and 1.2.0's explicit class
+        if target == MOTPE_TARGET or target.endswith("MOTPESampler"):
+            raise ConfigError(f"hydra.sweeper.sampler: {MOTPE_REMOVED}")
         if not target:
             raise ConfigError("hydra.sweeper.sampler needs a _target_, e.g. "
                               "optuna.samplers.TPESampler (or hydra/sweeper/sampler=tpe)")
