@@ -11,9 +11,9 @@ selection itself was fitted on them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -34,6 +34,12 @@ class EnsemblePlan:
     single: float  # the best single trial's out-of-fold score
     chosen: bool  # better than the best single trial by more than MARGIN (and its fits fit the time left)
     note: str | None = None  # why a better ensemble was not chosen after all
+    # What the selection drew from, so that it can be run again on a subset of the rows
+    # (launcher.robot.estimate): the finished trials it was allowed, best first; the candidates
+    # it took from them; the most members allowed.
+    eligible: list[Trial] = field(default_factory=list)
+    candidates: list[Trial] = field(default_factory=list)
+    most_members: int = MOST_MEMBERS
 
     def describe(self, metric: str) -> str:
         if len(self.members) == 1:
@@ -48,58 +54,91 @@ class EnsemblePlan:
                 f"{self.single:.4f} for the best single trial: {verdict}")
 
 
+@dataclass
+class Pool:
+    """Out-of-fold predictions of several trials on the same rows, in one row order."""
+    index: np.ndarray  # the rows, sorted
+    y: np.ndarray
+    trials: list[Trial]
+    outputs: list[np.ndarray]
+
+
 def choose(leaderboard: Leaderboard, task: str, most_members: int = MOST_MEMBERS,
            allowed: Callable[[Trial], bool] | None = None) -> EnsemblePlan | None:
     """The greedy ensemble of the best trials (those `allowed`, at most `most_members`), or
     None when fewer than two have predictions."""
     metric, maximize = leaderboard.metric, DIRECTION[leaderboard.metric] == "maximize"
-    pool: list[tuple[Trial, np.ndarray]] = []
-    index = y = None
+    eligible = [t for t in leaderboard.finished if allowed is None or allowed(t)]
+    pool = load_pool(diverse(eligible), most=MOST_CANDIDATES, distinct=same_settings)
+    if pool is None or len(pool.trials) < 2:
+        return None
+    y = pool.y
+
+    def score(outputs: list[np.ndarray]) -> list[float]:
+        values = [compute(task, y, output).get(metric, math.nan) for output in outputs]
+        return [v if maximize else -v for v in values]
+
+    weights, best, single = greedy(pool.outputs, score, most_members)
+    members = [(pool.trials[i], w) for i, w in weights.items()]
+    sign = 1 if maximize else -1
+    return EnsemblePlan(members, sign * best, sign * single, len(members) > 1 and best - single > MARGIN,
+                        eligible=eligible, candidates=list(pool.trials), most_members=most_members)
+
+
+def greedy(outputs: list[np.ndarray], score: Callable[[list[np.ndarray]], list[float]], most_members: int,
+           start: int = 0) -> tuple[dict[int, float], float, float]:
+    """Caruana's selection with replacement from `outputs`, starting from `start`: the weight of
+    each candidate picked (by index), the ensemble's score and the start's. `score` rates several
+    outputs at once (so a caller can vectorise it), higher is better (a minimised metric negated)."""
+    picks: list[int] = [start]
+    total = outputs[start].astype(float).copy()
+    best = single = score([total])[0]
+    for _ in range(ROUNDS):
+        open_ = [i for i in range(len(outputs)) if len(set(picks) | {i}) <= most_members]
+        if not open_:
+            break
+        gains = score([(total + outputs[i]) / (len(picks) + 1) for i in open_])
+        gains = [g if math.isfinite(g) else -math.inf for g in gains]
+        k = int(np.argmax(gains))
+        if not gains[k] > best:
+            break
+        picks.append(open_[k])
+        total += outputs[open_[k]]
+        best = gains[k]
+    return {i: picks.count(i) / len(picks) for i in sorted(set(picks))}, best, single
+
+
+def load_pool(trials: Iterable[Trial], most: int | None = None,
+              distinct: Callable[[Trial], str] | None = None) -> Pool | None:
+    """The out-of-fold predictions of `trials`, in their order (at most `most`; one per
+    `distinct` key), on the rows of the first that has them: a trial without predictions, or
+    cross-validated on other rows, is left out (not comparable). None when none has them."""
+    pool: Pool | None = None
     seen: set[str] = set()
-    for trial in diverse(leaderboard.finished):
-        key = repr(sorted(trial.params.items()))
-        if key in seen or (allowed is not None and not allowed(trial)):
+    for trial in trials:
+        key = distinct(trial) if distinct is not None else None
+        if key is not None and key in seen:
             continue
         oof = _load(trial)
         if oof is None:
             continue
         order = np.argsort(oof["index"], kind="stable")
-        if index is None:
-            index, y = oof["index"][order], oof["y"][order]
-        elif not np.array_equal(oof["index"][order], index):
-            continue  # another split of the rows: not comparable
-        pool.append((trial, oof["output"][order]))
-        seen.add(key)
-        if len(pool) >= MOST_CANDIDATES:
+        if pool is None:
+            pool = Pool(oof["index"][order], oof["y"][order], [], [])
+        elif not np.array_equal(oof["index"][order], pool.index) or oof["output"].shape != pool.outputs[0].shape:
+            continue
+        pool.trials.append(trial)
+        pool.outputs.append(oof["output"][order])
+        if key is not None:
+            seen.add(key)
+        if most is not None and len(pool.trials) >= most:
             break
-    if len(pool) < 2 or y is None:
-        return None
+    return pool
 
-    def score(output: np.ndarray) -> float:
-        value = compute(task, y, output).get(metric, math.nan)
-        return value if maximize else -value
 
-    picks: list[int] = [0]
-    total = pool[0][1].astype(float).copy()
-    best = score(total)
-    single = best
-    for _ in range(ROUNDS):
-        gains = []
-        for i, (_, output) in enumerate(pool):
-            if len(set(picks) | {i}) > most_members:
-                gains.append(-math.inf)
-                continue
-            gains.append(score((total + output) / (len(picks) + 1)))
-        i = int(np.argmax(gains))
-        if not gains[i] > best:
-            break
-        picks.append(i)
-        total += pool[i][1]
-        best = gains[i]
-    weights = {i: picks.count(i) / len(picks) for i in sorted(set(picks))}
-    members = [(pool[i][0], w) for i, w in weights.items()]
-    sign = 1 if maximize else -1
-    return EnsemblePlan(members, sign * best, sign * single, len(members) > 1 and best - single > MARGIN)
+def same_settings(trial: Trial) -> str:
+    """Trials with the same settings are one candidate (their predictions differ only by chance)."""
+    return repr(sorted(trial.params.items()))
 
 
 def diverse(trials: list[Trial], per_family: int = 2) -> list[Trial]:
