@@ -123,3 +123,16 @@ def fit(adapter, splits, spec, workdir=None, report=None, seed=0, **trainer):
     model = adapter.build(spec, splits.schema)
     history = adapter.fit(model, splits, settings(seed, **trainer), workdir=workdir, report=report)
     return model, history
+
+
+def held_out_classes(features: int, classes: int, informative: int, seed: int = 0, train: int = 600,
+                     test: int = 300):
+    """(X_train, y_train, X_test, y_test): classes a network can learn from `informative` of the
+    `features` columns, and rows it never saw to score it on (a net that only memorised its
+    training rows scores the majority share there, about 1/classes)."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=train + test, n_features=features, n_informative=informative,
+                               n_redundant=0, n_classes=classes, class_sep=2.0, random_state=seed)
+    X = X.astype(np.float32)
+    return X[:train], y[:train], X[train:], y[train:]

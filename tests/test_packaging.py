@@ -4,6 +4,7 @@ environment's dependencies so it takes seconds.)"""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,6 +36,7 @@ def wheel_env(tmp_path_factory):
     return wheel, python
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_config_tree(wheel_env):
     wheel, _ = wheel_env
     names = zipfile.ZipFile(wheel).namelist()
@@ -45,6 +46,7 @@ def test_the_wheel_ships_the_config_tree(wheel_env):
         assert name in names, name
 
 
+@pytest.mark.slow
 def test_the_installed_package_runs_from_anywhere_and_reports_bad_input_in_one_line(wheel_env, tmp_path):
     _, python = wheel_env
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -60,3 +62,11 @@ def test_the_installed_package_runs_from_anywhere_and_reports_bad_input_in_one_l
     assert res.returncode == 2
     assert res.stderr.splitlines() == [f"error: CSV file not found: {tmp_path / 'missing.csv'}; set data.path to "
                                        "an existing .csv file"]
+
+
+def test_every_benchmark_the_docs_and_tests_name_exists():
+    """A test or a README line that says "measured in benchmarks/x.py" sends the reader there."""
+    texts = [ROOT / "README.md", *sorted((ROOT / "tests").glob("*.py")), *sorted((ROOT / "launcher").rglob("*.py"))]
+    named = {m for path in texts for m in re.findall(r"benchmarks/[\w.-]+\.(?:py|sh)", path.read_text())}
+    assert named, "the pattern finds the benchmarks the README names"
+    assert sorted(n for n in named if not (ROOT / n).is_file()) == []

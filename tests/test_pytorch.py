@@ -1,7 +1,7 @@
 """The PyTorch adapter (Lightning Fabric) on tiny data: build, fit, resume, save, load, refuse.
 
 Every test trains for 1-4 epochs on a few hundred rows; the quality targets on digits and
-diabetes are checked by benchmarks/pytorch_quality.py (minutes, not seconds).
+diabetes are checked by benchmarks/neural_quality.py --frameworks pytorch (minutes, not seconds).
 """
 from __future__ import annotations
 
