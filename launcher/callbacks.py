@@ -20,7 +20,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from launcher.core import cli
-from launcher.runs import FAILED
 
 
 class LauncherCallbacks(Callback):
@@ -35,6 +34,8 @@ class LauncherCallbacks(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if "OptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")):
             return
+        from launcher.runs import FAILED  # here, not at the top: a single run does not need launcher.runs
+
         sweep = Path(str(config.hydra.sweep.dir))
         jobs = sorted((p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
             if sweep.is_dir() else []
