@@ -10,7 +10,8 @@
 #     equivalents (IntDistribution, ...), as upstream's own Optuna 4 port of this module did;
 #   - chdir_plugin_root() at import -> an autouse fixture (it would move every other test);
 #   - the deprecated-search-space config and the test configs live in tests/optuna_official/conf.
-# Every behavioural assertion is kept.
+# Every behavioural assertion is kept. The two motpe tests at the end come from Hydra's main
+# branch (its Optuna 4 port, hydra-optuna-sweeper 1.4.0.dev9, commit 2c03d1b), with conf/test_motpe.yaml.
 import os
 import sys
 from functools import partial
@@ -24,6 +25,7 @@ from hydra.core.plugins import Plugins
 from hydra.errors import InstantiationException
 from hydra.plugins.sweeper import Sweeper
 from hydra.test_utils.test_utils import TSweepRunner, run_process, run_python_script
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import (
     BaseDistribution,
@@ -36,7 +38,7 @@ from pytest import mark, raises, warns
 
 from hydra_plugins.launcher_sweeper.optuna_sweeper import OptunaSweeper
 from launcher.sweeper import search_space as _impl
-from launcher.sweeper.config import Direction
+from launcher.sweeper.config import Direction, MOTPESamplerConfig
 from launcher.sweeper.optuna_sweeper import OptunaSweeperImpl
 
 PLUGIN_ROOT = Path(__file__).parent / "optuna_official"
@@ -434,3 +436,36 @@ def test_example_with_deprecated_search_space(
     assert isinstance(returns, DictConfig)
     assert returns.name == "optuna"
     assert abs(returns["best_params"]["x"]) <= 5.5
+
+
+def test_motpe_sampler_removed() -> None:
+    # _target_whitelist_ is an argument of Hydra's main branch; Hydra 1.3 passes it on to the
+    # target, which takes and ignores any argument, as upstream's does.
+    with raises(
+        InstantiationException,
+        match="The 'motpe' sampler was removed in Optuna 4.0",
+    ):
+        instantiate(
+            OmegaConf.structured(MOTPESamplerConfig),
+            _target_whitelist_="hydra_plugins.hydra_optuna_sweeper.config.raise_motpe_removed",
+        )
+
+
+def test_example_with_removed_motpe(
+    tmpdir: Path,
+) -> None:
+    cmd = [
+        sys.executable,
+        "example/multi-objective.py",
+        "--multirun",
+        "--config-dir=conf",
+        "--config-name=test_motpe",
+        "hydra.sweep.dir=" + str(tmpdir),
+        "hydra.job.chdir=True",
+        "hydra.sweeper.n_trials=20",
+        "hydra.sweeper.n_jobs=1",
+    ]
+
+    out, err = run_process(cmd, print_error=False, raise_exception=False)
+    assert "motpe" in err
+    assert "sampler was removed in Optuna 4.0" in err
