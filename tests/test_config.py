@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
 
 from launcher.core.paths import CONFIG_DIR
+
+from helpers import results, trials_csv
 
 GROUPS = {g: sorted(p.stem for p in (CONFIG_DIR / g).glob("*.yaml"))
           for g in ("framework", "model", "task", "data", "device", "trainer", "experiment", "hparams_search")}
@@ -123,9 +127,9 @@ def project(tmp_path):
                             - override /hydra/sweeper: optuna
                           hydra:
                             sweeper:
-                              n_trials: 1
+                              n_trials: 2
                               params:
-                                model.estimator.C: choice(0.5)
+                                model.estimator.C: choice(0.5, 0.25)
                           """)}.items():
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +157,15 @@ def test_a_users_conf_folder_is_on_the_search_path(project, cli):
     res = cli("-m", "hparams_search=mine", "model=logistic_regression", "save_model=false",
               "hydra.sweep.dir=outputs/search")
     assert res.returncode == 0, res.stderr
-    assert (project / "outputs" / "search" / "optimization_results.yaml").is_file()
+    # The trials drew from the user's search space, and each job trained with its trial's value
+    # (not the C of the user's model option, 0.123, nor the shipped one).
+    sweep = project / "outputs" / "search"
+    trials = trials_csv(sweep)
+    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
+    for trial in trials:
+        job = yaml.safe_load((Path(trial["user_attrs_run_dir"]) / ".hydra" / "config.yaml").read_text())
+        assert job["model"]["estimator"]["C"] == float(trial["params_model.estimator.C"]) in (0.5, 0.25)
+    assert results(sweep)["best_params"]["model.estimator.C"] in (0.5, 0.25)
 
 
 def test_the_search_path_plugin_leaves_other_hydra_apps_alone(tmp_path, monkeypatch):
