@@ -124,11 +124,11 @@ def task_of(kind: str, metric: str, budget: float = 120) -> MLTask:
     (DatasetProfile(rows=400, columns=8, numeric=8, classes=2, majority_share=0.6, minority_share=0.4),
      "classification", "accuracy", ["logistic_regression", "hist_gradient_boosting", "random_forest"], "sklearn", 5),
     (DatasetProfile(rows=150, columns=600, numeric=600), "regression", "r2",
-     ["logistic_regression", "random_forest"], "sklearn", 5),
+     ["ridge", "random_forest"], "sklearn", 5),
     (DatasetProfile(rows=1800, columns=64, numeric=64, classes=10, image_shape=[1, 8, 8]), "classification",
      "accuracy", ["cnn", "mlp"], "pytorch", 5),
     (DatasetProfile(rows=50_000, columns=20, numeric=20), "regression", "r2",
-     ["hist_gradient_boosting", "logistic_regression"], "sklearn", None),
+     ["hist_gradient_boosting", "ridge"], "sklearn", None),
     (DatasetProfile(rows=600, columns=5, numeric=5), "clustering", "silhouette", ["kmeans"], "sklearn", 5),
     (DatasetProfile(rows=2000, columns=10, numeric=10, classes=2, majority_share=0.98, minority_share=0.02),
      "classification", "balanced_accuracy", ["logistic_regression", "hist_gradient_boosting", "random_forest"],
@@ -286,7 +286,11 @@ def test_the_emitted_configs_run_unchanged_and_replanning_never_overwrites(tmp_p
     space = yaml.safe_load(search.read_text())
     assert set(space["robot_search"]) == {"logistic_regression", "hist_gradient_boosting", "random_forest"}
     assert space["hydra"]["sweeper"]["custom_search_space"] == "launcher.robot.space.suggest"
-    assert f"run it: {command}" in res.stdout
+    # plan_only prints both commands: the baseline (the cheapest family's starting point, which
+    # the search does not queue again) and the search
+    assert ("run it: python -m launcher +experiment=robot/predict_customer_churn model=logistic_regression "
+            "model.estimator.C=1.0 trainer.refit=true save_model=true") in res.stdout
+    assert f"   and: {command}" in res.stdout
 
     run = run_cli(*command.split()[3:], "hydra.sweeper.n_trials=2", "save_model=false", "hydra.sweep.dir=sweep",
                   cwd=tmp_path, timeout=300)

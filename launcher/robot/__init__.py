@@ -8,9 +8,14 @@ space.py      the registry of tunable keys and their bounds; the conditional sea
 planners/     heuristic (offline, default), openai and anthropic (official SDKs)
 validate.py   a blueprint checked against the registry, Hydra's parser and a composition
 emit.py       conf/experiment/robot/<slug>.yaml and conf/hparams_search/robot/<slug>.yaml
-maker.py      RobotMaker (MLRobotMaker): create_task, generate_model_blueprint, plan,
+commands.py   the commands the robot runs, exactly as it prints them
+maker.py      RobotMaker (MLRobotMaker): create_task, generate_model_blueprint, plan, refine,
               execute_experiment, auto_ml_pipeline
-run.py        a plan run within its budget: searches, refinement, final fit; MLExperiment
+run.py        a plan run within its budget: baseline, searches, refinement
+budget.py     the clock and the search's window; watch.py: the processes, with hard deadlines
+final.py      the final model (bounded fits, fallback to the best model already fitted)
+estimate.py   the final model's score corrected for its selection (BBC-CV)
+experiment.py MLExperiment: what an experiment found
 leaderboard.py, ensemble.py, report.py   what the runs left, the out-of-fold ensemble, report.md
 __main__.py   python -m launcher.robot: the robot as a Hydra app (conf/robot.yaml)
 
@@ -23,7 +28,7 @@ from typing import Any
 
 _LAZY = {"MLRobotMaker": "launcher.robot.maker", "RobotMaker": "launcher.robot.maker",
          "MLTask": "launcher.robot.task", "MLModelBlueprint": "launcher.robot.blueprint",
-         "MLExperiment": "launcher.robot.run"}
+         "MLExperiment": "launcher.robot.experiment"}
 __all__ = sorted(_LAZY)
 
 

@@ -1,8 +1,9 @@
 """python -m launcher.robot task="..." data=... [requirements.<metric>=...] [budget=...] [plan_only=true]
 
 The robot maker as a Hydra app (conf/robot.yaml): every setting is an override, `--cfg job`
-shows them, `--help` lists them. It plans, checks and writes the configs to ./conf; the
-experiment directory (hydra.run.dir, default outputs/robot/<date>/<time>) keeps the records.
+shows them, `--help` lists them. It plans, checks and writes the configs to the project's conf/
+(the current directory's, or project_dir=<dir>); the experiment directory (hydra.run.dir,
+default outputs/robot/<date>/<time>) keeps the records.
 """
 from __future__ import annotations
 
@@ -35,19 +36,26 @@ def robot(cfg: DictConfig) -> None:
     from launcher.core.errors import ConfigError
     from launcher.core.paths import run_dir
     from launcher.robot.maker import RobotMaker
+    from launcher.robot.run import execute, load_state
 
-    if cfg.get("data") is None:
+    # The user's text (the task, the data's path and columns) is read as written: never
+    # resolved, so `${oc.env:...}` in it stays text and no variable's value reaches a message.
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    if raw.get("data") is None:
         raise ConfigError("the robot needs data: data=csv data.path=<file> data.target=<column>, a built-in "
                           "dataset (data=iris), or a shape (data=synthetic data.size=5000 data.features=25 "
                           "data.classes=4)")
-    description, task_type = str(cfg.description), str(cfg.task_type)
-    from launcher.robot.run import execute, load_state
-
+    description = raw.get("description")
+    if description in (None, "???") and raw.get("task_type") in (None, "auto"):
+        raise ConfigError('the robot needs a task: task="Predict customer churn" (what to learn, in words), or '
+                          "the kind of learning: task=classification|regression|clustering")
+    description = "" if description in (None, "???") else str(description)
+    budget = _seconds(raw.get("budget"))
+    requirements = {k: v for k, v in (raw.get("requirements") or {}).items() if v is not None}
     maker = RobotMaker(OmegaConf.to_container(cfg.planner, resolve=True), workdir=run_dir(), seed=int(cfg.seed),
-                       overwrite=bool(cfg.overwrite))
-    requirements = {k: v for k, v in OmegaConf.to_container(cfg.requirements, resolve=True).items() if v is not None}
-    task = maker.create_task(task_type=task_type, description=description, dataset_info=dataset_info(cfg.data),
-                             model_requirements=requirements, budget=float(cfg.budget))
+                       overwrite=bool(cfg.overwrite), project_dir=raw.get("project_dir") or None)
+    task = maker.create_task(task_type=str(raw.get("task_type") or "auto"), description=description,
+                             dataset_info=dataset_info(raw["data"]), model_requirements=requirements, budget=budget)
     log.info("task: %s (%s: %s)", task.description, task.task_type, task.reason)
     profile = maker.profile(task)
     log.info("data: %s", profile.summary())
@@ -65,22 +73,48 @@ def robot(cfg: DictConfig) -> None:
     log.info("plan by %s%s: %s", plan.planner, f" (fallback: {plan.fallback})" if plan.fallback else "",
              plan.blueprint.rationale)
     log.info("wrote %s and %s", _shown(plan.emitted.experiment), _shown(plan.emitted.search))
-    log.info("run it: %s", plan.emitted.command)
     if cfg.plan_only:
+        from launcher.robot.commands import Invocation
+        from launcher.robot.emit import candidate_overrides
+        from launcher.robot.run import cheapest
+
+        inv, slug = Invocation(maker.project_dir(), 1), plan.emitted.slug
+        first = candidate_overrides(cheapest(plan.blueprint, profile))
+        log.info("run it: %s", inv.shown(inv.baseline(slug, first)))
+        log.info("   and: %s", inv.shown(plan.emitted.command.split()[3:]))
         return
     execute(maker, task, profile, plan, started=STARTED)
 
 
-def dataset_info(data: DictConfig) -> dict:
+def _seconds(value: object) -> float:
+    from launcher.core.errors import ConfigError
+
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"budget={value} is not a number of seconds; e.g. budget=120") from None
+    if not seconds > 0:
+        raise ConfigError(f"the budget must be a positive number of seconds, got budget={value}")
+    return seconds
+
+
+def dataset_info(data: dict) -> dict:
+    """The dataset from the `data` config as written (unresolved)."""
+    from launcher.core.errors import ConfigError
+
     source = data.get("source")
     if source == "csv":
-        from launcher.data.sources import _required
-
-        return {"path": _required(data, "path", "churn.csv"), "target": _required(data, "target", "churned"),
-                "drop": list(data.get("drop") or [])}
+        missing = [k for k in ("path", "target") if data.get(k) in (None, "???", "")]
+        if missing:
+            raise ConfigError(f"data=csv needs data.{missing[0]}: data=csv data.path=churn.csv data.target=churned")
+        return {"path": str(data["path"]), "target": str(data["target"]), "drop": [str(c) for c in data.get("drop") or []]}
     if source == "builtin":
-        return {"name": str(data.name)}
-    return {"size": int(data.size), "features": int(data.features), "classes": int(data.get("classes") or 0)}
+        return {"name": str(data["name"])}
+    try:
+        return {"size": int(data["size"]), "features": int(data["features"]), "classes": int(data.get("classes") or 0)}
+    except (TypeError, ValueError):
+        raise ConfigError(f"data=synthetic needs whole numbers: data.size={data.get('size')} "
+                          f"data.features={data.get('features')} data.classes={data.get('classes')}") from None
 
 
 def _shown(path: Path) -> str:

@@ -19,6 +19,9 @@ INTEGER_KEYS = {k for table in (*ESTIMATORS.values(), *NETWORKS.values()) for k,
 
 PARAM_PREFIX = "params_"
 FINAL_STATES = ("COMPLETE", "PRUNED", "FAIL")  # Optuna's: nothing more is written for such a trial
+# A trial still running when the robot stopped its search (at the deadline, or once the
+# requirement was met): neither finished nor failed.
+STOPPED = "STOPPED"
 
 
 @dataclass
@@ -32,6 +35,13 @@ class Trial:
     seconds: float | None = None
     run_dir: str | None = None
     cv_std: float | None = None
+    error: str | None = None  # a failed trial's error line
+
+    def fitted_model(self) -> Path | None:
+        """The trial's own model when it was fitted on every row (the robot's baseline run is
+        fitted so; search trials save none)."""
+        model = Path(self.run_dir or "") / "model"
+        return model if self.run_dir and (model / "metadata.json").is_file() else None
 
     def overrides(self) -> list[str]:
         """The trial's own overrides (its experiment and its parameters), from its run directory."""
@@ -45,12 +55,42 @@ class Leaderboard:
     metric: str
     direction: str  # maximize | minimize
     trials: list[Trial] = field(default_factory=list)
+    stopped: set[str] = field(default_factory=set)  # searches the robot stopped
 
     def add_sweep(self, sweep_dir: Path, slug: str) -> None:
         """Read (again) what a search has left. The robot polls this while the search runs: a
         trial in a final state keeps what was read of it (its metrics.json does not change)."""
         final = {t.number: t for t in self.trials if t.sweep == slug and t.state in FINAL_STATES}
-        self.trials = [t for t in self.trials if t.sweep != slug] + read_sweep(sweep_dir, slug, self.metric, final)
+        read = read_sweep(sweep_dir, slug, self.metric, final)
+        if slug in self.stopped:
+            for t in read:
+                t.state = STOPPED if t.state == "RUNNING" else t.state
+        self.trials = [t for t in self.trials if t.sweep != slug] + read
+
+    def stop(self, slug: str) -> None:
+        """The robot stopped this search: its running trials are recorded as stopped."""
+        self.stopped.add(slug)
+        for t in self.trials:
+            if t.sweep == slug and t.state == "RUNNING":
+                t.state = STOPPED
+
+    def add_run(self, run_dir: Path, name: str, params: dict[str, Any] | None = None) -> Trial:
+        """A single launcher run (the robot's baseline) as a trial of its own: finished with
+        its cross-validated objective, or failed with its error line."""
+        run_dir = Path(run_dir)
+        metrics = _json(run_dir / "metrics.json") or {}
+        failed = _json(run_dir / "failed.json")
+        objective = metrics.get("objective") or {}
+        trial = Trial(sweep=name, number=0, state="COMPLETE" if metrics else "FAIL" if failed else "RUNNING",
+                      score=_number(objective.get("value")), model=metrics.get("model"), params=dict(params or {}),
+                      seconds=_number(metrics.get("seconds")), run_dir=str(run_dir),
+                      cv_std=_number((metrics.get("cv") or {}).get(f"{self.metric}_std")),
+                      error=(failed or {}).get("error"))
+        self.trials = [t for t in self.trials if t.sweep != name] + [trial]
+        return trial
+
+    def failures(self) -> list[Trial]:
+        return [t for t in self.trials if t.state == "FAIL"]
 
     @property
     def finished(self) -> list[Trial]:
@@ -87,7 +127,7 @@ class Leaderboard:
         rows = [{"rank": str(i + 1) if i < len(finished) else "", "sweep": t.sweep, "trial": t.number,
                  "state": t.state, self.metric: t.score, "cv_std": t.cv_std, "model": t.model,
                  "seconds": t.seconds, "params": json.dumps({k: v for k, v in t.params.items() if k != "model"}),
-                 "run_dir": t.run_dir} for i, t in enumerate(order)]
+                 "run_dir": t.run_dir, "error": t.error or ""} for i, t in enumerate(order)]
         return write_csv(path, pd.DataFrame(rows))
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,9 +150,11 @@ def read_sweep(sweep_dir: Path, slug: str, metric: str, known: dict[int, Trial] 
             params = {k[len(PARAM_PREFIX):]: _value(k[len(PARAM_PREFIX):], v) for k, v in row.items()
                       if k.startswith(PARAM_PREFIX) and v not in ("", None)}
             run_dir = row.get("user_attrs_run_dir") or row.get("run_dir") or None
-            trial = Trial(sweep=slug, number=int(row["number"]), state=row.get("state", ""),
+            state = row.get("state", "")
+            trial = Trial(sweep=slug, number=int(row["number"]), state=state,
                           score=_number(row.get("value")), model=params.get("model"), params=params,
-                          seconds=_seconds(row.get("duration")), run_dir=run_dir)
+                          seconds=_seconds(row.get("duration")), run_dir=run_dir,
+                          error=(row.get("note") or None) if state == "FAIL" else None)
             metrics = _json(Path(run_dir) / "metrics.json") if run_dir else None
             if metrics:
                 trial.cv_std = _number((metrics.get("cv") or {}).get(f"{metric}_std"))

@@ -49,10 +49,11 @@ class RobotMaker:
     """Plans (and, with execute_experiment/auto_ml_pipeline, runs) ML experiments."""
 
     def __init__(self, planner: str | Mapping[str, Any] = "heuristic", *, workdir: str | Path | None = None,
-                 conf_dir: str | Path | None = None, seed: int = 0, overwrite: bool = False) -> None:
+                 project_dir: str | Path | None = None, seed: int = 0, overwrite: bool = False) -> None:
         self.planner_config = _planner_config(planner)
         self.workdir = Path(workdir) if workdir else None
-        self.conf_dir = Path(conf_dir) if conf_dir else None
+        # The project: its conf/ gets the emitted files, and the commands run from it.
+        self.project = Path(project_dir) if project_dir else None
         self.seed, self.overwrite = int(seed), bool(overwrite)
         self._datasets: dict[str, Any] = {}
         self._plans = 0
@@ -86,8 +87,20 @@ class RobotMaker:
         elif info.classes:
             data_task, data_reason = "classification", f"the dataset shape names {info.classes} classes"
         kind, reason = resolve_task_type(task_type, description, data_task, data_reason, info.classes)
+        if info.kind != "shape" and kind != "clustering":
+            self._check_target(info, kind)
         requirements.metric = check_metric(kind, requirements.metric, what="the requirement's metric")
         return MLTask(description or f"a {kind} task", info, requirements, kind, reason, seconds)
+
+    def _check_target(self, info: DatasetInfo, kind: str) -> None:
+        """The launcher's own target check for this kind of learning (a text target for
+        regression, a single class, ...): a plan that every run would refuse is refused now,
+        plan_only included."""
+        from launcher.data.target import TargetEncoder, drop_missing_target
+
+        dataset = self._load(info)
+        if dataset.y is not None:
+            TargetEncoder.fit(drop_missing_target(dataset).y, kind)
 
     def _load(self, info: DatasetInfo) -> Any:
         key = repr(info)
@@ -144,11 +157,46 @@ class RobotMaker:
         workdir = self.experiment_dir()
         write_json(workdir / "task.json", task.to_dict())
         write_json(workdir / "profile.json", profile.to_dict())
+        from launcher.robot.run import cheapest
+
+        conf = self.conf()  # refused before planning when it is the shipped tree
         plan = self.make_plan(task, profile)
-        plan.emitted = emit(plan.blueprint, task, plan.planner, self.conf(), data_section(task.dataset),
-                            timeout=sweep_timeout(task.budget), seed=self.seed, overwrite=self.overwrite)
+        plan.emitted = emit(plan.blueprint, task, plan.planner, conf, seed=self.seed, overwrite=self.overwrite,
+                            baseline=cheapest(plan.blueprint, profile).model)
         plan.records.append(self.record(plan))
         return plan
+
+    def refine(self, task: MLTask, profile: DatasetProfile, blueprint: Blueprint, board: Any, round_number: int,
+               deadline: float | None = None) -> tuple[Blueprint, Emitted | None]:
+        """A refined blueprint from the planner (the heuristic one if the LLM cannot), emitted as
+        <slug>_r<n>; (blueprint, None) when there is nothing to refine."""
+        def checked(bp: Blueprint) -> Blueprint:
+            return check(bp, task, task.dataset.overrides())
+
+        planner = self.planner()
+        planner.deadline = deadline
+        fallback = None
+        try:
+            refined, raw = planner.refine(task, profile, blueprint, board, checked)
+            used = planner.describe()
+        except (PlannerUnavailable, BlueprintRejected) as exc:
+            fallback = str(exc)
+            if planner.name == "heuristic":
+                log.warning("robot: no refinement (%s); keeping what was found", exc)
+                return blueprint, None
+            log.warning("planner %s could not refine: %s; refining with the heuristic planner", planner.name, exc)
+            try:
+                refined, raw = HeuristicPlanner().refine(task, profile, blueprint, board, checked)
+            except BlueprintRejected as again:
+                log.warning("robot: no refinement (%s); keeping what was found", again)
+                return blueprint, None
+            used = "heuristic (offline rules)"
+        emitted = emit(refined, task, used, self.conf(), seed=self.seed + round_number, overwrite=self.overwrite,
+                       suffix=f"_r{round_number}")
+        plan = Plan(refined, raw, used, fallback, emitted)
+        plan.records.append(self.record(plan))
+        log.info("robot: round %d by %s: %s; %s", round_number, used, refined.rationale, emitted.command)
+        return refined, emitted
 
     def record(self, plan: Plan, rejected: BlueprintRejected | None = None) -> Path:
         """plan_<n>.json (the raw answer, the checked blueprint, the fallback, the emitted files),
@@ -205,8 +253,10 @@ class RobotMaker:
             write_json(self.experiment_dir() / "task.json", task.to_dict())
             write_json(self.experiment_dir() / "profile.json", profile.to_dict())
             plan = Plan(blueprint, blueprint.model_dump_json(), "given")
-            plan.emitted = emit(blueprint, task, "given by the caller", self.conf(), data_section(task.dataset),
-                                timeout=sweep_timeout(task.budget), seed=self.seed, overwrite=self.overwrite)
+            from launcher.robot.run import cheapest
+
+            plan.emitted = emit(blueprint, task, "given by the caller", self.conf(), seed=self.seed,
+                                overwrite=self.overwrite, baseline=cheapest(blueprint, profile).model)
             plan.records.append(self.record(plan))
         return execute(self, task, profile, plan, started=started)
 
@@ -227,10 +277,23 @@ class RobotMaker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         return self.workdir
 
-    def conf(self) -> Path:
-        from launcher.core.paths import USER_CONFIG_DIR, original_cwd
+    def project_dir(self) -> Path:
+        """The project directory: its conf/ gets the emitted files, the commands run from it."""
+        from launcher.core.paths import original_cwd
 
-        return self.conf_dir or original_cwd() / USER_CONFIG_DIR
+        return (self.project or original_cwd()).absolute()
+
+    def conf(self) -> Path:
+        """<project>/conf, which must not be the launcher's own shipped config tree: run from the
+        launcher's repository, ./conf is that tree, and the robot's files would land in the
+        package (and in every user's --help)."""
+        from launcher.core.paths import CONFIG_DIR, USER_CONFIG_DIR
+
+        conf = self.project_dir() / USER_CONFIG_DIR
+        if conf.resolve() == CONFIG_DIR.resolve():
+            raise ConfigError(f"{conf} is the launcher's own shipped config tree, where the robot does not write; "
+                              "run the robot from your project's directory, or give it one: project_dir=<dir>")
+        return conf
 
 
 MLRobotMaker = RobotMaker
@@ -265,24 +328,6 @@ def data_config(info: DatasetInfo) -> Any:
 
     from launcher.core.paths import config_file
 
-    section = data_section(info)
+    section = info.section()
     base = OmegaConf.load(config_file("data", section["option"]))
     return OmegaConf.merge(base, section.get("values") or {})
-
-
-def data_section(info: DatasetInfo) -> dict[str, Any]:
-    """The data option and values an emitted experiment sets."""
-    if info.kind == "csv":
-        values: dict[str, Any] = {"path": info.path, "target": info.target}
-        if info.drop:
-            values["drop"] = list(info.drop)
-        return {"option": "csv", "values": values}
-    if info.kind == "builtin":
-        return {"option": info.name}
-    return {"option": "synthetic", "values": {"size": info.size, "features": info.features,
-                                              "classes": info.classes or 0}}
-
-
-def sweep_timeout(budget: float) -> float:
-    """The search's share of the budget (the rest: data loading, starting, the final fit)."""
-    return max(5.0, 0.75 * budget)

@@ -8,6 +8,7 @@ description's words; the reason is kept and printed, and `task=regression` (or
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
@@ -28,6 +29,17 @@ TASK_WORDS = (
 )
 
 
+# The values a metric can take: a requirement outside them was meant on another scale (95 for
+# 0.95) or cannot be reached, and is refused rather than left to never stop the run.
+METRIC_RANGE = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "f1_macro": (0.0, 1.0),
+                "roc_auc": (0.0, 1.0), "adjusted_rand": (-0.5, 1.0), "silhouette": (-1.0, 1.0),
+                "r2": (-math.inf, 1.0), "log_loss": (0.0, math.inf), "rmse": (0.0, math.inf),
+                "mae": (0.0, math.inf)}
+# Requirement keys on time. The robot's budget bounds the whole command, training included, so a
+# limit on training time is enforced as the budget (the smaller one wins).
+TIME_KEYS = ("max_seconds", "time_budget", "max_training_time")
+
+
 @dataclass
 class Requirements:
     metric: str | None = None  # accuracy, r2, ... (None: the task's default)
@@ -36,38 +48,54 @@ class Requirements:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None, budget: float | None = None) -> "Requirements":
-        values = dict(values or {})
+        values = {k: v for k, v in dict(values or {}).items() if v is not None}
         metric, threshold = values.pop("metric", None), None
         for key in ("accuracy_threshold", "threshold"):
-            if values.get(key) is not None:
-                threshold = float(values.pop(key))
-            values.pop(key, None)
-        named = {k: v for k, v in values.items() if k in DIRECTION and v is not None}
-        for key in [k for k in values if k in DIRECTION]:
-            values.pop(key)
+            if key in values:
+                threshold = _number(values.pop(key), f"requirements.{key}")
+        named = {k: values.pop(k) for k in [k for k in values if k in DIRECTION]}
         if len(named) > 1:
             raise ConfigError(f"requirements name several metrics {sorted(named)}; give one")
         if named:
-            metric, threshold = next(iter(named.items()))
+            metric, value = next(iter(named.items()))
+            threshold = _number(value, f"requirements.{metric}")
         if threshold is not None and metric is None:
             metric = "accuracy"  # accuracy_threshold, as people write it
-        seconds = values.pop("max_seconds", None) or values.pop("time_budget", None) or budget
-        values.pop("max_training_time", None)
-        unknown = sorted(k for k, v in values.items() if v is not None)
+        times = [_number(values.pop(k), f"requirements.{k}") for k in TIME_KEYS if k in values]
+        if budget is not None:
+            times.append(_number(budget, "budget"))
+        unknown = sorted(values)
         if unknown:
             raise ConfigError(f"unknown requirement {unknown[0]!r}; expected a metric ({one_of(DIRECTION)}) with "
-                              "its threshold, accuracy_threshold, or max_seconds")
+                              "its threshold, accuracy_threshold, or max_seconds (the budget)")
         if metric is not None and metric not in DIRECTION:
             raise ConfigError(f"requirements.metric={metric!r} is unknown; expected one of: {one_of(DIRECTION)}")
-        if threshold is not None and not isinstance(threshold, (int, float)):
-            raise ConfigError(f"the requirement's threshold {threshold!r} is not a number")
-        return cls(metric, None if threshold is None else float(threshold),
-                   None if seconds is None else float(seconds))
+        if threshold is not None:
+            low, high = METRIC_RANGE[metric]
+            if not low <= threshold <= high:
+                hint = (f"; a fraction is meant: requirements.{metric}={threshold / 100:g}"
+                        if high == 1.0 and 1.0 < threshold <= 100 else "")
+                raise ConfigError(f"requirements.{metric}={threshold:g} is outside what {metric} can be "
+                                  f"([{low:g}, {high:g}]){hint}")
+        return cls(metric, threshold, min(times) if times else None)
 
     def met(self, score: float | None) -> bool | None:
         if self.threshold is None or score is None:
             return None
         return score >= self.threshold if DIRECTION[self.metric] == "maximize" else score <= self.threshold
+
+
+def _number(value: Any, what: str) -> float:
+    """A number given as a number or as its text; anything else is one clear error."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}={value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}={value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{what}={value!r} is not a finite number")
+    return number
 
 
 @dataclass
@@ -116,14 +144,34 @@ class DatasetInfo:
                 + (f", {self.classes} classes" if self.classes else "") + "), not real data")
 
     def overrides(self) -> list[str]:
-        """The launcher overrides that load this dataset."""
+        """The launcher overrides that select this dataset, for composing a blueprint's check:
+        the option and the generated shape, never the user's path or column names (those reach
+        the emitted YAML only, escaped: see section)."""
         if self.kind == "csv":
-            return ["data=csv", f"data.path={self.path}", f"data.target={self.target}",
-                    *([f"data.drop=[{','.join(self.drop)}]"] if self.drop else [])]
+            return ["data=csv"]
         if self.kind == "builtin":
             return [f"data={self.name}"]
         return ["data=synthetic", f"data.size={self.size}", f"data.features={self.features}",
                 f"data.classes={self.classes or 0}"]
+
+    def section(self) -> dict[str, Any]:
+        """The data option and values an emitted experiment sets. The path, target and column
+        names are the user's text: escaped so that OmegaConf keeps them as written and never
+        resolves `${...}` in them (an environment variable's value must not leak)."""
+        if self.kind == "csv":
+            values: dict[str, Any] = {"path": literal(self.path), "target": literal(self.target)}
+            if self.drop:
+                values["drop"] = [literal(c) for c in self.drop]
+            return {"option": "csv", "values": values}
+        if self.kind == "builtin":
+            return {"option": self.name}
+        return {"option": "synthetic", "values": {"size": self.size, "features": self.features,
+                                                  "classes": self.classes or 0}}
+
+
+def literal(text: Any) -> str:
+    """`text` as an OmegaConf value that reads back as exactly `text` (no interpolation)."""
+    return str(text).replace("${", "\\${")
 
 
 @dataclass

@@ -76,6 +76,9 @@ def registry_reasons(bp: Blueprint, task: MLTask) -> list[str]:
         if spec.get("type") not in adapter_cls.model_types:
             reasons.append(f"{where}: framework {bp.framework} cannot build it")
             continue
+        if bp.task not in model_tasks(bp.framework, spec):
+            reasons.append(f"{where}: it cannot do {bp.task} (it does: {', '.join(model_tasks(bp.framework, spec))})")
+            continue
         keys = tunable(bp.framework, c.model)
         if len(c.ranges) != len(c.params) or len(c.start_values) != len(c.start) or any(
                 len({v.key for v in p.values}) != len(p.values) for p in c.alternatives):
@@ -96,6 +99,16 @@ def registry_reasons(bp: Blueprint, task: MLTask) -> list[str]:
                 elif key in c.ranges and not _in_range(value, c.ranges[key], bound):
                     reasons.append(f"{where}: start {key}={value!r} is outside the searched range")
     return reasons
+
+
+def model_tasks(framework: str, spec: dict[str, Any]) -> tuple[str, ...]:
+    """The tasks a model config can do in a framework: a scikit-learn estimator's from its
+    per-task classes (ridge: regression only); a network does classification and regression."""
+    if framework == "sklearn":
+        from launcher.frameworks.sklearn import estimator_tasks
+
+        return estimator_tasks(spec)
+    return ("classification", "regression")
 
 
 def _range_reasons(rng: Any, bound: Bound) -> list[str]:

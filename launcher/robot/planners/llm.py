@@ -252,13 +252,15 @@ def _first_errors(exc: Any, most: int = 3) -> str:
 
 
 # -- the prompt --------------------------------------------------------------------------------
-def allowed() -> dict[str, Any]:
-    """What a plan may name: the available frameworks, their models, each model's keys and bounds."""
+def allowed(task: str) -> dict[str, Any]:
+    """What a plan may name: the available frameworks, their models that can do `task`, each
+    model's keys and bounds."""
     from omegaconf import OmegaConf
 
     from launcher.core.paths import config_file, config_options
     from launcher.frameworks import registry
     from launcher.robot.space import tunable
+    from launcher.robot.validate import model_tasks
 
     out: dict[str, Any] = {}
     for framework in registry.available():
@@ -267,7 +269,7 @@ def allowed() -> dict[str, Any]:
         for model in config_options("model"):
             spec = OmegaConf.to_container(OmegaConf.load(config_file("model", model)))
             keys = tunable(framework, model)
-            if spec.get("type") in cls.model_types and keys:
+            if spec.get("type") in cls.model_types and keys and task in model_tasks(framework, spec):
                 models[model] = {k: ({"choices": [list(c) if isinstance(c, tuple) else c for c in b.choices]}
                                      if b.kind == "choice" else {"type": b.kind, "low": b.low, "high": b.high,
                                                                  "log": b.log}) for k, b in keys.items()}
@@ -282,7 +284,7 @@ def prompt(task: MLTask, profile: DatasetProfile, refining: tuple[Blueprint, Any
         "task": {"description": task.description, "type": task.task_type, "metric": task.metric,
                  "requirement": task.requirements.threshold, "budget_seconds": task.budget},
         "data_profile": profile.to_dict(),
-        "allowed": allowed(),
+        "allowed": allowed(task.task_type),
     }
     if refining is not None:
         blueprint, leaderboard = refining
