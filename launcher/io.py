@@ -50,6 +50,8 @@ def _partial_prefix(path: Path) -> str:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # os.kill there terminates the process it names: never ask
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -456,13 +458,14 @@ def _read_thousands(frame: Any, decimal: str) -> tuple[str | None, list[str]]:
         col = frame[column]
         if not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):
             continue
-        values = col.dropna()
-        if values.empty or not all(isinstance(v, str) for v in values):
-            continue
-        values = values.str.strip()
+        values = col.dropna().astype(str).str.strip()
         for sep in THOUSANDS[decimal]:
-            grouped = values.map(lambda v, p=_number(decimal, sep): bool(p.fullmatch(v)))
-            if grouped.any() and (grouped | values.map(lambda v: bool(plain.fullmatch(v)))).all():
+            grouped_number = _number(decimal, sep)
+            # the first values decide most columns (words, codes) without a pass over all rows
+            if values.empty or not all(plain.fullmatch(v) or grouped_number.fullmatch(v) for v in values.iloc[:50]):
+                continue
+            grouped = values.str.fullmatch(grouped_number.pattern)
+            if grouped.any() and (grouped | values.str.fullmatch(plain.pattern)).all():
                 numbers = values.str.replace(sep, "", regex=False).str.replace(decimal, ".", regex=False)
                 frame[column] = pd.to_numeric(numbers).reindex(col.index)
                 used = used or sep

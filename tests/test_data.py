@@ -104,3 +104,17 @@ def test_synthetic_data_has_the_asked_shape():
     cfg = OmegaConf.create({"source": "synthetic", "size": 500, "features": 25, "classes": 4, "task": "auto"})
     ds = data.load(cfg)
     assert ds.X.shape == (500, 25) and ds.y.nunique() == 4 and ds.task == "classification"
+
+
+def test_repeated_column_names_are_told_from_a_column_really_named_like_a_copy(tmp_path):
+    """pandas renames a repeat around a real 'x.1'; names equal only once stripped are repeats too."""
+    from launcher.io import read_table
+
+    path = tmp_path / "names.csv"
+    path.write_text("x,x,x.1,y ,y\n1,2,3,4,5\n")
+    table = read_table(path)
+    assert list(table.frame.columns) == ["x", "x.2", "x.1", "y", "y.1"]
+    assert table.duplicates == {"x": ["x", "x.2"], "y": ["y", "y.1"]}
+    assert table.notes == ["duplicate column name 'x' appears 2 times: read as 'x', 'x.2'",
+                           "duplicate column name 'y' appears 2 times: read as 'y', 'y.1'"]
+    assert table.frame["x.1"].tolist() == [3]  # the real 'x.1' keeps its values

@@ -81,6 +81,8 @@ def normalize_labels(y: pd.Series, mode: str) -> tuple[pd.Series, list[Note]]:
     """Class labels that differ only by surrounding spaces (and, for casefold, by case) become
     one class, spelled as its most frequent spelling; a note says which were merged, and
     another which labels still differ only so and stay separate classes."""
+    if not (y.dtype == object or pd.api.types.is_string_dtype(y.dtype)):
+        return y, []  # numbers, booleans: no spellings
     texts = y[y.map(lambda v: isinstance(v, str))]
     if texts.empty:
         return y, []
