@@ -437,14 +437,16 @@ def looks_like_number(value: Any) -> bool:
 
 
 def _detect_decimal(text: str, sep: str) -> str:
-    """A decimal comma ("3,14", "2.087,80") is the convention of ';'-separated files; count the evidence."""
+    """A decimal comma ("3,14", "2.087,80") is the convention of ';'-separated files; count the
+    evidence: numbers with a fraction after one mark (their digits maybe grouped by the other)."""
     if sep == ",":
         return "."
     lines = [line for line in text.splitlines() if line.strip()][1:51]
     cells = [cell.strip() for row in csv.reader(lines, delimiter=sep) for cell in row]
-    evidence = {mark: [re.compile(rf"[-+]?\d+{re.escape(mark)}\d+"), _number(mark, other), ]
-                for mark, other in ((",", "."), (".", ","))}
-    counts = {mark: sum(any(p.fullmatch(c) for p in patterns) for c in cells) for mark, patterns in evidence.items()}
+    counts: dict[str, int] = {}
+    for mark, other in ((",", "."), (".", ",")):
+        fraction = re.compile(rf"[-+]?(?:\d+|[1-9]\d{{0,2}}(?:{re.escape(other)}\d{{3}})+){re.escape(mark)}\d+")
+        counts[mark] = sum(bool(fraction.fullmatch(c)) for c in cells)
     return "," if counts[","] > counts["."] else "."
 
 
