@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def choose(leaderboard: Leaderboard, task: str, most_members: int = MOST_MEMBERS
         return None
     y = pool.y
 
-    def score(outputs: list[np.ndarray]) -> list[float]:
+    def score(outputs: np.ndarray) -> list[float]:
         values = [compute(task, y, output).get(metric, math.nan) for output in outputs]
         return [v if maximize else -v for v in values]
 
@@ -85,25 +85,27 @@ def choose(leaderboard: Leaderboard, task: str, most_members: int = MOST_MEMBERS
                         eligible=eligible, candidates=list(pool.trials), most_members=most_members)
 
 
-def greedy(outputs: list[np.ndarray], score: Callable[[list[np.ndarray]], list[float]], most_members: int,
-           start: int = 0) -> tuple[dict[int, float], float, float]:
+def greedy(outputs: list[np.ndarray] | np.ndarray, score: Callable[[np.ndarray], Sequence[float]],
+           most_members: int, start: int = 0) -> tuple[dict[int, float], float, float]:
     """Caruana's selection with replacement from `outputs`, starting from `start`: the weight of
-    each candidate picked (by index), the ensemble's score and the start's. `score` rates several
-    outputs at once (so a caller can vectorise it), higher is better (a minimised metric negated)."""
+    each candidate picked (by index), the ensemble's score and the start's. `score` rates a stack
+    of outputs (along the first axis) at once, so a caller can vectorise it; higher is better (a
+    minimised metric comes negated)."""
+    stacked = np.asarray(outputs, dtype=float)
     picks: list[int] = [start]
-    total = outputs[start].astype(float).copy()
-    best = single = score([total])[0]
+    total = stacked[start].copy()
+    best = single = score(total[None])[0]
     for _ in range(ROUNDS):
-        open_ = [i for i in range(len(outputs)) if len(set(picks) | {i}) <= most_members]
+        open_ = [i for i in range(len(stacked)) if len(set(picks) | {i}) <= most_members]
         if not open_:
             break
-        gains = score([(total + outputs[i]) / (len(picks) + 1) for i in open_])
+        gains = score((total + stacked[open_]) / (len(picks) + 1))
         gains = [g if math.isfinite(g) else -math.inf for g in gains]
         k = int(np.argmax(gains))
         if not gains[k] > best:
             break
         picks.append(open_[k])
-        total += outputs[open_[k]]
+        total += stacked[open_[k]]
         best = gains[k]
     return {i: picks.count(i) / len(picks) for i in sorted(set(picks))}, best, single
 

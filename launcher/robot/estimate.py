@@ -188,10 +188,10 @@ class Rows:
         if len(candidates) > 1:
             w, y = counts[inside], self.y[inside]
 
-            def score(outputs: list[np.ndarray]) -> list[float]:
-                return list(self.sign * self.values(y, np.stack(outputs), w))
+            def score(outputs: np.ndarray) -> np.ndarray:
+                return self.sign * self.values(y, outputs, w)
 
-            weights, best, _ = greedy(list(self.outputs[candidates][:, inside]), score, most)
+            weights, best, _ = greedy(self.outputs[np.ix_(candidates, np.flatnonzero(inside))], score, most)
             if len(weights) > 1 and best - signed[single] > MARGIN:
                 kept = {candidates[i]: wt for i, wt in weights.items()}
         mixed = sum(wt * self.outputs[i][outside] for i, wt in kept.items())
@@ -293,13 +293,17 @@ def _auc(positive: np.ndarray, ranked: list[tuple[np.ndarray, np.ndarray]], weig
     has no weight."""
     out = np.empty((len(weights), len(ranked)))
     wpos, wneg = weights @ positive, weights @ ~positive
+    by_row = np.ascontiguousarray(weights.T)  # rows x bootstraps: gathering rows is then fast
+    neg = np.zeros((by_row.shape[0] + 1, by_row.shape[1]))
     for k, (order, starts) in enumerate(ranked):
-        w = weights[:, order]
-        neg = np.zeros((len(w), w.shape[1] + 1))
-        np.cumsum(w * ~positive[order], axis=1, out=neg[:, 1:])
-        below = neg[:, starts]  # negative weight under each group of tied scores
-        tied = neg[:, np.r_[starts[1:], w.shape[1]]] - below
-        pos = np.add.reduceat(w * positive[order], starts, axis=1)
-        out[:, k] = (pos * (below + 0.5 * tied)).sum(axis=1)
+        w = by_row[order]
+        pos = w * positive[order, None]
+        np.cumsum(w - pos, axis=0, out=neg[1:])  # the negative weight up to each row, in score order
+        if len(starts) == len(order):  # no ties (the usual case): a row's own weight is not negative
+            out[:, k] = np.einsum("rb,rb->b", pos, neg[:-1])
+            continue
+        below = neg[starts]  # under each group of tied scores
+        tied = neg[np.r_[starts[1:], len(order)]] - below
+        out[:, k] = np.einsum("gb,gb->b", np.add.reduceat(pos, starts, axis=0), below + 0.5 * tied)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(((wpos > 0) & (wneg > 0))[:, None], out / (wpos * wneg)[:, None], np.nan)
