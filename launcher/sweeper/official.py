@@ -44,10 +44,10 @@ def official_plugin_message() -> str | None:
     return (
         f"hydra-optuna-sweeper ({versions['hydra-optuna-sweeper']}, {where}) is installed next "
         "to launcher's Optuna sweeper: both register hydra/sweeper=optuna and the class "
-        "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper, and Hydra runs "
-        "whichever its plugin scan meets last; that plugin also needs optuna<3 (installed: "
-        f"{versions['optuna']}). launcher runs its configs unchanged: "
-        "pip uninstall hydra-optuna-sweeper"
+        "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper, so which one runs "
+        "depends on the order of Hydra's plugin scan; that plugin also needs an older Optuna "
+        f"(1.2.0: optuna<3; installed: {versions['optuna']}). launcher runs its configs "
+        "unchanged: pip uninstall hydra-optuna-sweeper"
     )
 
 

@@ -346,7 +346,6 @@ class OptunaSweeperImpl:
             resume.fail_orphans(study)
 
     def _record(self, study: Any, trial: Any, outcome: Any) -> None:
-        import optuna
         from hydra.core.utils import JobStatus
 
         run_dir = traceback_in = None
@@ -355,19 +354,18 @@ class OptunaSweeperImpl:
             log.debug("Trial %d: the launcher failed", trial.number,
                       exc_info=(type(outcome), outcome, outcome.__traceback__))
         else:
-            run_dir = _run_dir(outcome)
+            run_dir, where = _run_dir(outcome), log_file(outcome.hydra_cfg)
             if outcome.status == JobStatus.COMPLETED:
                 values, failure = self._values(outcome.return_value)
                 state = "COMPLETE" if failure is None else "FAIL"
             else:
                 error = compat.job_error(outcome)
                 values = None
-                if isinstance(error, optuna.TrialPruned) or is_pruned(error):
+                if is_pruned(error):
                     state, failure = "PRUNED", None
                 else:  # its traceback is in the trial's log (failures.TrialLog wrote it there)
                     state, failure = "FAIL", f"{type(error).__name__}: {error}"
-                    traceback_in = log_file(outcome.hydra_cfg)
-            where = log_file(outcome.hydra_cfg)
+                    traceback_in = where
             if state == "FAIL" and where is not None:
                 self.logs[trial.number] = where
         if run_dir:
@@ -516,13 +514,12 @@ class OptunaSweeperImpl:
         from optuna.trial import TrialState
 
         # (without a completed trial, the sweep's error line says so: _without_result)
-        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            pass
-        elif len(self.directions) == 1:
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if completed and len(self.directions) == 1:
             best = study.best_trial
             log.info("Best parameters: %s", best.params)
             log.info("Best value: %s (trial %d)", best.value, best.number)
-        else:
+        elif completed:
             log.info("Number of Pareto solutions: %d", len(study.best_trials))
         log.info("Results in %s", self.sweep_dir.absolute())
 
