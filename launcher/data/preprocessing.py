@@ -47,7 +47,7 @@ def _date_features(values: pd.Series) -> pd.DataFrame:
     epoch = (dt - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
     return pd.DataFrame({
         "year": dt.dt.year, "month": dt.dt.month, "day": dt.dt.day,
-        "weekday": dt.dt.weekday, "hour": dt.dt.hour, "epoch_days": epoch,
+        "weekday": dt.dt.day_of_week, "hour": dt.dt.hour, "epoch_days": epoch,
     }).astype(float)
 
 
