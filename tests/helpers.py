@@ -12,7 +12,8 @@ import pandas as pd
 import yaml
 
 # Importing launcher must not import these; a scikit-learn run neither.
-HEAVY = ("torch", "tensorflow", "jax", "lightning", "keras", "flax", "optax", "openai", "anthropic", "optuna")
+HEAVY = ("torch", "tensorflow", "jax", "lightning", "lightning_fabric", "keras", "flax", "optax", "openai",
+         "anthropic", "optuna")
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "tests" / "sweeper_app" / "app.py"

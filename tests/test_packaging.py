@@ -70,3 +70,17 @@ def test_every_benchmark_the_docs_and_tests_name_exists():
     named = {m for path in texts for m in re.findall(r"benchmarks/[\w.-]+\.(?:py|sh)", path.read_text())}
     assert named, "the pattern finds the benchmarks the README names"
     assert sorted(n for n in named if not (ROOT / n).is_file()) == []
+
+
+def test_the_floors_ci_installs_are_pyprojects_lower_bounds():
+    """.ci/run tests the core at .ci/minimum-versions.txt; that file must pin exactly the floors
+    pyproject.toml declares, or CI tests versions no user is promised."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    declared = {}
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, floor = re.fullmatch(r"([\w.-]+)>=([\w.]+)(?:,<[\w.]+)?", requirement).groups()
+        declared[name.lower()] = floor
+    pinned = dict(line.split("==") for line in (ROOT / ".ci" / "minimum-versions.txt").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert pinned == declared

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch")
-pytest.importorskip("lightning")
+pytest.importorskip("lightning_fabric")
 
 import torch  # noqa: E402
 
@@ -44,7 +44,7 @@ def regression_splits():
 
 def test_importing_the_adapter_and_plots_does_not_import_torch():
     code = ("import sys, launcher, launcher.frameworks.torch, launcher.plots; "
-            "heavy = [m for m in ('torch', 'lightning', 'matplotlib') if m in sys.modules]; "
+            "heavy = [m for m in ('torch', 'lightning', 'lightning_fabric', 'matplotlib') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -135,7 +135,7 @@ class TorchAdapter(Adapter):
 
     def fit(self, model: TorchModel, data: Splits, settings: TrainerSettings, *, workdir: Path | None = None,
             report: Report | None = None) -> History:
-        from lightning.fabric.utilities.exceptions import MisconfigurationException
+        from lightning_fabric.utilities.exceptions import MisconfigurationException
 
         from launcher.frameworks.torch import loop
 
