@@ -32,6 +32,7 @@ def test_default_job_writes_a_complete_run_directory(cli, tmp_path):
     assert not list(run.glob(".*partial*")) and not list((run / "model").glob(".*tmp"))
 
 
+@pytest.mark.slow
 def test_multirun_grid(cli, tmp_path):
     res = cli("-m", "model=random_forest,logistic_regression", "data=iris")
     assert res.returncode == 0, res.stderr
@@ -39,6 +40,7 @@ def test_multirun_grid(cli, tmp_path):
     assert sorted(r["model"] for r in records) == ["logistic_regression", "random_forest"]
 
 
+@pytest.mark.slow
 def test_predict_on_a_raw_csv(cli, tmp_path, churn_csv):
     res = cli("data=csv", f"data.path={churn_csv.name}", "data.target=churned", "model=hist_gradient_boosting",
               "model.estimator.max_iter=20")
@@ -61,6 +63,7 @@ def test_predict_on_a_raw_csv(cli, tmp_path, churn_csv):
     assert not (tmp_path / "bad_pred.csv").exists()
 
 
+@pytest.mark.slow
 def test_regression_predictions_are_in_target_units(cli, tmp_path):
     assert cli("data=diabetes", "model=logistic_regression").returncode == 0
     run = only_run(tmp_path)
@@ -93,6 +96,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,overrides,what,fix", BAD, ids=[b[0] for b in BAD])
 def test_bad_input_is_refused_with_one_clear_message(cli, tmp_path, case, overrides, what, fix):
     _write(tmp_path, "empty.csv", "")
@@ -107,6 +111,7 @@ def test_bad_input_is_refused_with_one_clear_message(cli, tmp_path, case, overri
     assert not list(tmp_path.glob("outputs/*/*/model"))
 
 
+@pytest.mark.slow
 def test_frameworks_command_reports_every_framework(cli):
     res = cli("json=true", module="launcher.frameworks")
     assert res.returncode == 0, res.stderr
@@ -159,6 +164,7 @@ def test_every_tool_takes_key_value_arguments_and_has_help(cli, module):
     assert res.stderr.startswith("error: unexpected argument 'nonsense=1'")
 
 
+@pytest.mark.slow
 def test_help_is_this_tools_own(cli):
     res = cli("--help")
     assert res.returncode == 0
@@ -171,6 +177,7 @@ def test_help_is_this_tools_own(cli):
     assert out.count("python -m launcher") >= 5  # example commands
 
 
+@pytest.mark.slow
 def test_the_launcher_command_and_its_tab_completion(tmp_path):
     """The console script is the same app, and Hydra's completion works for it."""
     import os

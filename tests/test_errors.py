@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import shlex
+import shutil
 import signal
 import struct
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import env
+from helpers import env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -91,6 +92,15 @@ def test_sklearn_on_a_gpu_request_says_so(cli, tmp_path):
     assert "scikit-learn runs on the CPU: device=gpu does not apply" in res.stdout + res.stderr
 
 
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory) -> Path:
+    """One trained and saved run, fitted once for the tampering cases."""
+    where = tmp_path_factory.mktemp("saved")
+    res = run_cli("model=logistic_regression", "hydra.run.dir=run", cwd=where)
+    assert res.returncode == 0, res.stderr
+    return where / "run"
+
+
 def _replaced_with_its_checksum(path: Path) -> None:
     """Not a zip, under the model file's name, with metadata.json's checksum updated to match:
     the checksums pass, the format does not."""
@@ -109,8 +119,8 @@ def _replaced_with_its_checksum(path: Path) -> None:
     ("metadata.json", lambda p: p.write_text("{not json"), "metadata.json is corrupted"),
     ("model.skops", _replaced_with_its_checksum, "cannot be read as a sklearn model (BadZipFile"),
 ])
-def test_a_tampered_model_is_refused_with_one_line(cli, tmp_path, target, corrupt, message):
-    assert cli("model=logistic_regression", "hydra.run.dir=run").returncode == 0
+def test_a_tampered_model_is_refused_with_one_line(cli, tmp_path, saved_run, target, corrupt, message):
+    shutil.copytree(saved_run, tmp_path / "run")  # each case tampers with its own copy
     corrupt(tmp_path / "run" / "model" / target)
     pd.DataFrame({"sepal length (cm)": [5.0], "sepal width (cm)": [3.0], "petal length (cm)": [1.0],
                   "petal width (cm)": [0.2]}).to_csv(tmp_path / "in.csv", index=False)

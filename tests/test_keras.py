@@ -43,6 +43,7 @@ def image_splits():
     return image_splits_3x()
 
 
+@pytest.mark.slow
 def test_launcher_sklearn_and_pytorch_runs_never_import_tensorflow():
     code = ("import sys, launcher, launcher.frameworks.keras, launcher.api\n"
             "from launcher.frameworks import registry\n"
