@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from launcher.core.errors import ConfigError
+from launcher.core.paths import original_cwd
 from launcher.io import write_json
 from launcher.metrics import check_metric
 from launcher.robot.blueprint import Blueprint
@@ -73,6 +74,10 @@ class RobotMaker:
         shape: then synthetic data of that shape), the requirements, the budget in seconds, and
         the task type (given, or inferred from the target and the words, with the reason)."""
         info = DatasetInfo.from_mapping(dataset_info)
+        if info.kind == "csv" and self.project_dir() != original_cwd().absolute():
+            # The commands run from the project directory: a path relative to here would not
+            # be found there.
+            info.path = str((original_cwd() / info.path).absolute())
         self._planner = None  # a new task: the planner's caps start again
         requirements = Requirements.from_mapping(model_requirements, budget)
         seconds = requirements.max_seconds if requirements.max_seconds is not None else DEFAULT_BUDGET
@@ -270,8 +275,6 @@ class RobotMaker:
     # -- places ----------------------------------------------------------------------------------
     def experiment_dir(self) -> Path:
         if self.workdir is None:
-            from launcher.core.paths import original_cwd
-
             stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
             self.workdir = original_cwd() / "outputs" / "robot" / stamp
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -279,8 +282,6 @@ class RobotMaker:
 
     def project_dir(self) -> Path:
         """The project directory: its conf/ gets the emitted files, the commands run from it."""
-        from launcher.core.paths import original_cwd
-
         return (self.project or original_cwd()).absolute()
 
     def conf(self) -> Path:
