@@ -286,7 +286,7 @@ def _positive(outputs: np.ndarray) -> np.ndarray:
 
 def _ranked(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows in order of score, and where each group of tied scores starts in that order."""
-    order = np.argsort(scores, kind="stable")
+    order = np.argsort(scores)  # not stable: the order within a group of ties does not matter
     ordered = scores[order]
     return order, np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
 
