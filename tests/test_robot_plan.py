@@ -337,3 +337,16 @@ def test_offline_planning_never_imports_an_llm_sdk_or_a_framework(tmp_path):
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "conf" / "experiment" / "robot" / "predict_churn.yaml").is_file()
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("text,slug", [
+    ("Predict customer churn", "predict_customer_churn"),
+    ("Predict which customers of the telecommunications company will churn next quarter",
+     "predict_which_customers_of_the"),
+    ("Supercalifragilisticexpialidocious" * 3, ("supercalifragilisticexpialidocious" * 3)[:40]),
+    ("!!!", "task"),
+])
+def test_slugs_are_cut_at_a_word_boundary(text, slug):
+    from launcher.robot.emit import slugify
+
+    assert slugify(text) == slug and len(slug) <= 40

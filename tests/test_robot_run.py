@@ -267,6 +267,23 @@ def test_a_slow_model_cannot_take_the_robot_past_its_budget_and_the_baseline_is_
     assert search["hydra"]["sweeper"]["enqueue_trials"][0]["model"] == "random_forest"
 
 
+def test_when_even_the_cheapest_learner_cannot_finish_the_budget_wins_with_one_line(tmp_path, monkeypatch):
+    """By construction: the plan's only learner is the slow forest, so nothing can finish in 5 s;
+    the run ends on time, says so, and names a budget that would serve."""
+    from launcher.core.errors import LauncherError
+
+    monkeypatch.chdir(tmp_path)
+    maker = MLRobotMaker(workdir=tmp_path / "exp")
+    task, blueprint = slow_and_fast(maker, budget=5)
+    blueprint = blueprint.model_copy(update={"candidates": blueprint.candidates[:1]})  # the forest alone
+    with pytest.raises(LauncherError) as info:
+        maker.execute_experiment(task, blueprint)
+    message = str(info.value)
+    assert message.startswith("no model within budget=5s: the cheapest learner did not finish") and "budget=" in message
+    assert robot_record(tmp_path / "exp")["status"] == "failed"
+    assert not (tmp_path / "exp" / "model").exists() and not processes_mentioning(str(tmp_path / "exp"))
+
+
 def test_a_final_fit_that_overruns_is_stopped_and_the_best_model_already_fitted_is_kept(tmp_path, monkeypatch):
     """The final fits have a hard deadline: given no time at all (a clock whose budget is spent),
     the best trial's refit is stopped and the baseline's model is the final one."""
