@@ -15,7 +15,8 @@ greedy ensemble selection (launcher.robot.ensemble.greedy) from the trials it wa
 ranked by their in-bag scores, kept only when it beats that single trial by the same margin.
 Only the best `POOL` trials by their cross-validated score take part (the rest are far behind
 and cost time); that preselection saw every row, a small optimism that the method sentence
-states (measured on 50 guessing trials: no visible bias, see the tests).
+states (measured over 20 draws of 50 guessing trials on 200 rows: the selecting accuracy 0.578,
+the estimate 0.509 from the best 20 and 0.505 from all 50).
 
 A metric is computed on weighted rows (a weight is how often the bootstrap drew a row) from
 per-row parts computed once per trial, so a bootstrap costs a matrix product instead of a call
