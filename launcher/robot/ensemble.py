@@ -86,14 +86,14 @@ def choose(leaderboard: Leaderboard, task: str, most_members: int = MOST_MEMBERS
 
 
 def greedy(outputs: list[np.ndarray] | np.ndarray, score: Callable[[np.ndarray], Sequence[float]],
-           most_members: int, start: int = 0) -> tuple[dict[int, float], float, float]:
-    """Caruana's selection with replacement from `outputs`, starting from `start`: the weight of
-    each candidate picked (by index), the ensemble's score and the start's. `score` rates a stack
-    of outputs (along the first axis) at once, so a caller can vectorise it; higher is better (a
-    minimised metric comes negated)."""
+           most_members: int) -> tuple[dict[int, float], float, float]:
+    """Caruana's selection with replacement from `outputs` (the best first: it starts from that
+    one): the weight of each one picked (by index), the ensemble's score and the first's. `score`
+    rates a stack of outputs (along the first axis) at once, so a caller can vectorise it; higher
+    is better (a minimised metric comes negated)."""
     stacked = np.asarray(outputs, dtype=float)
-    picks: list[int] = [start]
-    total = stacked[start].copy()
+    picks: list[int] = [0]
+    total = stacked[0].copy()
     best = single = score(total[None])[0]
     for _ in range(ROUNDS):
         open_ = [i for i in range(len(stacked)) if len(set(picks) | {i}) <= most_members]
