@@ -9,14 +9,19 @@ This module imports neither torch nor Lightning at import time (framework discov
 Saved models are `model.safetensors` plus `network.json` (spec and schema): loading rebuilds the
 network from JSON and reads the weights with safetensors, so nothing unpickles.
 
-Several GPUs: `device=gpu device.devices=4 device.strategy=ddp`. Fabric starts one process per
-GPU by re-running the command; under Hydra the extra processes get `hydra.run.dir=<the same run
-dir>`, so there is one run directory. Each process takes its share of every batch (batch_size
-is per process); validation sums are reduced over processes, so every process sees the same
-metrics and they stop together. Only the first process writes (History.writer).
+Data parallel: `device.devices=N device.strategy=ddp` (GPUs, or N CPU processes with gloo),
+`device.num_nodes` machines of N each. Outside a cluster job Fabric starts the extra processes by
+re-running the command; under Hydra they get `hydra.run.dir=<the same run dir>`, so there is one
+run directory. Inside a SLURM job SLURM starts them (one task per device); cluster.py chooses
+Fabric's cluster environment and refuses layouts that cannot start. Each process takes its
+share of every batch (batch_size is per process); validation sums are reduced over processes,
+so every process sees the same metrics and they stop together. Only the first process writes
+(History.writer).
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +36,7 @@ from launcher.core.trainer import TrainerSettings
 from launcher.core.types import DataSchema, History, Report, Splits
 from launcher.frameworks import network_file
 from launcher.frameworks.checkpoints import resume_checkpoint
+from launcher.frameworks.torch import cluster
 
 WEIGHTS = "model.safetensors"  # beside network_file.NETWORK
 FORMAT = "launcher-torch/2"
@@ -77,13 +83,14 @@ class TorchAdapter(Adapter):
     def check(self, spec: dict[str, Any], schema: DataSchema, settings: TrainerSettings) -> None:
         check_network("pytorch", spec, schema)
         settings.check_task(schema.task)
-        accelerator, _, _ = self.placement()
+        accelerator, devices, _, num_nodes = self.placement()
         self._check_precision(settings.precision, accelerator)
+        cluster.check_processes(devices, num_nodes, _in_multirun())
         if settings.resume_from:
             resume_checkpoint(settings.resume_from, "last.ckpt", self.name, "PyTorch")
 
-    def placement(self) -> tuple[str, Any, Any]:
-        """(accelerator, devices, strategy) for Fabric; auto = cuda, then mps, then cpu."""
+    def placement(self) -> tuple[str, Any, Any, int]:
+        """(accelerator, devices, strategy, num_nodes) for Fabric; auto = cuda, then mps, then cpu."""
         import torch
 
         d = self.device
@@ -111,9 +118,20 @@ class TorchAdapter(Adapter):
         devices = d.get("devices", 1)
         if devices in (None, "auto"):
             devices = 1  # several devices only when asked for: device.devices=4 device.strategy=ddp
+        if isinstance(devices, Sequence) and not isinstance(devices, str):
+            devices = list(devices)  # GPU indices, e.g. device.devices=[0,2]
+        if not isinstance(devices, (int, list)) or isinstance(devices, bool) or not devices \
+                or (isinstance(devices, int) and devices < 1):
+            raise ConfigError(f"device.devices={devices!r} is invalid; expected a positive number of devices "
+                              "(or a list of GPU indices)")
         if accelerator == "cuda" and isinstance(devices, int) and devices > torch.cuda.device_count():
-            raise ConfigError(f"device.devices={devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
-        return accelerator, devices, d.get("strategy") or "auto"
+            raise ConfigError(f"device.devices={devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible"
+                              + (f" in SLURM job {os.environ.get('SLURM_JOB_ID')}: ask for them with "
+                                 f"hydra.launcher.gpus_per_node={devices}" if cluster.in_slurm_step() else ""))
+        num_nodes = d.get("num_nodes", 1)
+        if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
+            raise ConfigError(f"device.num_nodes={num_nodes!r} is invalid; expected a positive number of machines")
+        return accelerator, devices, d.get("strategy") or "auto", num_nodes
 
     @staticmethod
     def _check_precision(precision: str, accelerator: str) -> None:
@@ -149,8 +167,8 @@ class TorchAdapter(Adapter):
                 if "strategy" in str(exc).lower() or "accelerator" in str(exc).lower() \
                         or "device" in str(exc).lower():
                     raise ConfigError(f"Lightning refused device={self.device.get('name')} (accelerator "
-                                      f"{placement[0]}, devices {placement[1]}, strategy {placement[2]}): "
-                                      f"{exc}") from None
+                                      f"{placement[0]}, devices {placement[1]}, strategy {placement[2]}, "
+                                      f"num_nodes {placement[3]}): {exc}") from None
                 raise
 
     def predict(self, model: TorchModel, X: np.ndarray) -> np.ndarray:
@@ -222,3 +240,11 @@ class TorchAdapter(Adapter):
             yield
         finally:
             torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def _in_multirun() -> bool:
+    """Whether this job is one of a Hydra multirun (a grid or a sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -32,6 +32,7 @@ from launcher.core.trainer import (EpochDisplay, EpochRecorder, LRSchedule, Stop
                                    batch_order, check_resumable, epoch_metrics, epoch_seed)
 from launcher.core.types import History, Report, Splits
 from launcher.frameworks.checkpoints import EpochCheckpoints
+from launcher.frameworks.torch import cluster
 from launcher.frameworks.torch.networks import build_network
 from launcher.io import verify, write_verified
 
@@ -57,14 +58,14 @@ def loss_fn(out: torch.Tensor, y: torch.Tensor, regression: bool) -> torch.Tenso
     return nn.functional.cross_entropy(out.float(), y)
 
 
-def fit(model: Any, data: Splits, s: TrainerSettings, placement: tuple[str, Any, Any], *,
+def fit(model: Any, data: Splits, s: TrainerSettings, placement: tuple[str, Any, Any, int], *,
         workdir: Path | None, report: Report | None, resume: Path | None) -> History:
     """Train model.net in place; returns the history. `placement` is (accelerator, devices,
-    strategy) as the adapter resolved it from the device config."""
-    accelerator, devices, strategy = placement
-    fabric = Fabric(accelerator=accelerator, devices=devices, strategy=strategy,
-                    precision=FABRIC_PRECISION[s.precision])
-    fabric.launch()  # several devices: starts the other processes, which re-run the command
+    strategy, num_nodes) as the adapter resolved it from the device config."""
+    accelerator, devices, strategy, num_nodes = placement
+    fabric = Fabric(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
+                    precision=FABRIC_PRECISION[s.precision], plugins=[cluster.environment()])
+    fabric.launch()  # several devices outside SLURM: starts the other processes, which re-run the command
     fabric.seed_everything(s.seed, verbose=False)
     if not model.fitted:  # initial weights drawn from the run's seed
         model.net = build_network(model.spec, model.schema)
