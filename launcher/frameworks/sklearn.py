@@ -3,7 +3,9 @@
 Estimators come from the model config's `estimator._target_` (or the per-task default in
 `targets`); the portable `model=mlp` becomes MLPClassifier/MLPRegressor with the same hidden
 sizes. Models are saved with skops and loaded with an explicit trust list, so no pickle runs
-on the load path.
+on the load path. LightGBM, XGBoost and CatBoost come in through their scikit-learn APIs; what
+they do differently (threads, native categories, early stopping, their own file formats) is in
+launcher.frameworks.boosters.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from launcher.core.errors import ArtifactError, ConfigError
 from launcher.core.specs import parse_spec
 from launcher.core.trainer import TrainerSettings
 from launcher.core.types import DataSchema, History, Splits
+from launcher.frameworks import boosters
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,10 @@ class SklearnModel:
 
     estimator: Any
     schema: DataSchema
+    booster: boosters.BoosterOptions | None = None  # LightGBM, XGBoost or CatBoost: how to fit it
+    # The class indices of predict_proba's columns when the estimator's classes_ does not say
+    # them (a booster's; see boosters.fit); None: estimator.classes_.
+    classes: np.ndarray | None = None
 
 
 def estimator_class(spec: dict[str, Any], task: str) -> str | None:
@@ -100,11 +107,22 @@ class SklearnAdapter(Adapter):
                               f"it supports: {', '.join(estimator_tasks(spec)) or 'nothing'}")
         cls = _import(target)
         params = {k: v for k, v in (spec.get("estimator") or {}).items() if k != "_target_"}
-        accepted = set(inspect.signature(cls).parameters)
-        dropped = sorted(k for k in params if k not in accepted)
-        if dropped:
-            log.debug("%s does not take %s; ignored", cls.__name__, ", ".join(dropped))
-        params = {k: v for k, v in params.items() if k in accepted}
+        signature = inspect.signature(cls).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+            # a class that takes **kwargs (XGBoost's, LightGBM's) is given every argument
+            dropped = sorted(k for k in params if k not in signature)
+            if dropped:
+                log.debug("%s does not take %s; ignored", cls.__name__, ", ".join(dropped))
+            params = {k: v for k, v in params.items() if k in signature}
+        library = boosters.library_of(cls)
+        if library:
+            options = boosters.options(library, spec, params)
+            params = boosters.configure(library, params, schema, self.n_jobs)
+            try:
+                return SklearnModel(cls(**params), schema, options)
+            except TypeError as exc:
+                raise ConfigError(f"{cls.__name__} refused its arguments ({exc}); check model.estimator.*") from None
+        accepted = set(signature)
         if "n_jobs" in accepted and "n_jobs" not in params and self.n_jobs is not None:
             params["n_jobs"] = self.n_jobs
         if "n_clusters" in accepted and params.get("n_clusters") is None:
@@ -140,6 +158,11 @@ class SklearnAdapter(Adapter):
         from sklearn.neural_network import MLPClassifier, MLPRegressor
 
         est = model.estimator
+        if model.booster is not None:
+            with _threads(settings.num_threads):
+                facts, model.classes = boosters.fit(est, model.booster, data.X_train, data.y_train, model.schema,
+                                                    settings.seed, settings.num_threads)
+            return History(device="cpu", extra={"booster": facts})
         params = est.get_params()
         if "random_state" in params and params["random_state"] is None:
             est.set_params(random_state=settings.seed)
@@ -168,11 +191,13 @@ class SklearnAdapter(Adapter):
 
     def predict(self, model: SklearnModel, X: np.ndarray) -> np.ndarray:
         est, schema = model.estimator, model.schema
+        X = boosters.inputs(est, X, schema)
         if schema.task == "classification":
             if hasattr(est, "predict_proba"):
                 proba = est.predict_proba(X)
                 full = np.zeros((len(X), schema.n_classes), dtype=np.float64)
-                full[:, np.asarray(est.classes_, dtype=int)] = proba  # classes absent from train get 0
+                classes = est.classes_ if model.classes is None else model.classes
+                full[:, np.asarray(classes, dtype=int)] = proba  # classes absent from train get 0
                 return full
             return np.eye(schema.n_classes)[np.asarray(est.predict(X), dtype=int)]
         if schema.task == "clustering" and not hasattr(est, "predict"):
@@ -181,11 +206,17 @@ class SklearnAdapter(Adapter):
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, model: SklearnModel, directory: Path) -> None:
-        sio = _skops_io()
-        sio.dump(model.estimator, Path(directory) / "model.skops")
+        if boosters.library_of(model.estimator):
+            boosters.save(model.estimator, model.classes, directory)  # its own format: skops does not know its types
+        else:
+            _skops_io().dump(model.estimator, Path(directory) / "model.skops")
         (Path(directory) / "schema.json").write_text(json.dumps(model.schema.to_dict()))
 
     def load(self, directory: Path) -> SklearnModel:
+        if boosters.saved(directory):
+            schema = DataSchema.from_dict(json.loads((Path(directory) / "schema.json").read_text()))
+            estimator, classes = boosters.load(directory, schema)
+            return SklearnModel(estimator, schema, classes=classes)
         sio = _skops_io()
         path = Path(directory) / "model.skops"
         untrusted = sio.get_untrusted_types(file=path)
