@@ -152,4 +152,5 @@ def load_model(directory: Path, adapter: Adapter):
 
 # What the model formats raise on a file that is not theirs: a zip that is not one (skops,
 # .keras), undecodable JSON or msgpack (ValueError), a missing entry (KeyError), a short read.
-_UNREADABLE = (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError)
+# (An OSError is not one of them: the checksum pass has read every file already.)
+_UNREADABLE = (zipfile.BadZipFile, ValueError, KeyError, EOFError)
