@@ -38,6 +38,22 @@ def versions(*packages: str) -> dict[str, str | None]:
     return out
 
 
+# What a SLURM job records of itself (metadata.json and metrics.json "slurm"): from the variables
+# SLURM sets in every job, so a result can be traced to its job, node and allocation.
+SLURM_FIELDS = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID",
+                "restart_count": "SLURM_RESTART_COUNT", "partition": "SLURM_JOB_PARTITION", "node": "SLURMD_NODENAME",
+                "nodes": "SLURM_JOB_NODELIST", "num_nodes": "SLURM_JOB_NUM_NODES", "tasks": "SLURM_NTASKS",
+                "tasks_per_node": "SLURM_TASKS_PER_NODE", "cpus_on_node": "SLURM_CPUS_ON_NODE",
+                "mem_per_node_mb": "SLURM_MEM_PER_NODE", "gpus_on_node": "SLURM_GPUS_ON_NODE"}
+
+
+def slurm_job() -> dict[str, str] | None:
+    """The SLURM job this process runs in; None outside one."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    return {key: os.environ[var] for key, var in SLURM_FIELDS.items() if var in os.environ}
+
+
 def git_commit(directory: Path) -> str | None:
     try:
         res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
@@ -53,8 +69,10 @@ def save_model(adapter: Adapter, model, directory: Path, files: dict[str, Any] |
 
     `files` are extra JSON documents saved beside the model (e.g. preprocessing.json);
     `metadata` is merged into metadata.json."""
+    job = slurm_job()
     return _save_directory(directory, lambda tmp: adapter.save(model, tmp), files, {
-        "framework": adapter.name, "versions": versions(*adapter.packages), **(metadata or {})})
+        "framework": adapter.name, "versions": versions(*adapter.packages), **(metadata or {}),
+        **({"slurm": job} if job else {})})
 
 
 ENSEMBLE = "ensemble.json"

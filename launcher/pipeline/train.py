@@ -27,13 +27,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from launcher import data as datamod
 from launcher import metrics
-from launcher.artifacts import git_commit, save_model
+from launcher.artifacts import git_commit, save_model, slurm_job
 from launcher.core.errors import ConfigError, Interrupted
 from launcher.core.paths import original_cwd, run_dir
 from launcher.core.trainer import TrainingInterrupted
-from launcher.core.types import History, Splits
+from launcher.core.types import History, Report, Splits
 from launcher.io import atomic_write, remove_stale_partials, write_json
 from launcher.pipeline.prepare import Prepared, make_splits, prepare
+from launcher.tracking import Tracker, open_tracker
 
 log = logging.getLogger("launcher")
 OOF_FILE = "cv_predictions.npz"
@@ -50,7 +51,13 @@ class Fitted:
 
 
 def train(cfg: DictConfig) -> float:
-    """Train, evaluate and save one model; return the objective."""
+    """Train, evaluate and save one model; return the objective. The `logger` group's writers
+    are checked first (package, server) and record the run as it goes (launcher.tracking)."""
+    with open_tracker(cfg, run_dir()) as tracker:
+        return _train(cfg, tracker)
+
+
+def _train(cfg: DictConfig, tracker: Tracker) -> float:
     start = time.perf_counter()
     out = run_dir()
     _remove_killed_writes(out)
@@ -65,6 +72,7 @@ def train(cfg: DictConfig) -> float:
     if not len(p.parts.val) and p.adapter.trains_in_epochs:
         raise ConfigError(f"framework={p.adapter.name} picks its best epoch on validation rows: set "
                           "data.val_size above 0")
+    tracker.start(cfg, framework=p.adapter.name, model=p.spec.get("name"), task=p.task, dataset=p.dataset.name)
 
     cv, oof = cross_validate(p) if p.settings.cv_folds else (None, None)
     refit = None
@@ -76,7 +84,7 @@ def train(cfg: DictConfig) -> float:
         fitted = refit = _refit(p, None)
         val: dict[str, float] = {}
     else:
-        fitted = _fit(p, p.parts.train, p.parts.val, cfg, out)
+        fitted = _fit(p, p.parts.train, p.parts.val, cfg, out, on_epoch=tracker.epoch if tracker else None)
         val = _evaluate(p, fitted.model, fitted.splits.X_val, fitted.splits.y_val) if len(p.parts.val) else {}
     _note_dates(p, fitted.pre)
     if cv is not None:
@@ -101,6 +109,8 @@ def train(cfg: DictConfig) -> float:
         **({"refit": {"rows": len(fitted.splits.X_train), "epochs": len(fitted.history.epochs)}} if refit else {}),
         "data_notes": [n.message for n in p.dataset.notes],
     }
+    if job := slurm_job():  # a job on a SLURM cluster: its id, node and allocation
+        record["slurm"] = job
     if oof is not None:
         _write_oof(out / OOF_FILE, oof)
     if cfg.get("save_model", True):
@@ -108,6 +118,9 @@ def train(cfg: DictConfig) -> float:
     record["seconds"] = round(time.perf_counter() - start, 3)
     write_json(out / "metrics.json", record)
     _plots(cfg, p, fitted.history, test_output, fitted.splits, out)
+    tracker.final({"val": val, "test": test, **({"cv": cv} if cv else {})}, step=len(fitted.history.epochs))
+    tracker.artifacts([out / "metrics.json", *sorted(out.glob("*.png"))],
+                      out / "model" if cfg.get("save_model", True) else None)
     _summary(p, val, test, cv, record, out)
     return float(value)
 
@@ -136,12 +149,12 @@ def _seed_global_rngs(seed: int) -> None:
 
 
 def _fit(p: Prepared, train_idx: np.ndarray, val_idx: np.ndarray, cfg: DictConfig | None, out: Path | None,
-         settings: Any = None) -> Fitted:
+         settings: Any = None, on_epoch: Report | None = None) -> Fitted:
     settings = settings or p.settings
     pre, splits = make_splits(p, train_idx, val_idx, p.parts.test)
     p.adapter.check(p.spec, splits.schema, settings)
     model = p.adapter.build(p.spec, splits.schema)
-    report = _sweep_reporter(cfg, p.metric) if cfg is not None else None
+    report = _in_turn(on_epoch, _sweep_reporter(cfg, p.metric) if cfg is not None else None)
     try:
         history = p.adapter.fit(model, splits, settings, workdir=out, report=report)
     except TrainingInterrupted as stop:
@@ -150,6 +163,19 @@ def _fit(p: Prepared, train_idx: np.ndarray, val_idx: np.ndarray, cfg: DictConfi
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; no checkpoint was written, nothing was saved in {out}") from None
     return Fitted(model, pre, splits, history)
+
+
+def _in_turn(first: Report | None, then: Report | None) -> Report | None:
+    """One per-epoch report from two: the tracker's, then the sweep's (whose pruning may end
+    the fit: the pruned epoch is recorded first)."""
+    if first is None or then is None:
+        return first or then
+
+    def report(epoch: int, row: Any) -> None:
+        first(epoch, row)
+        then(epoch, row)
+
+    return report
 
 
 def _refit(p: Prepared, fitted: Fitted | None) -> Fitted:
