@@ -28,6 +28,7 @@ import torch
 from lightning_fabric import Fabric
 from torch import nn
 
+from launcher.core.errors import ArtifactError, ConfigError
 from launcher.core.trainer import (EpochDisplay, EpochRecorder, LRSchedule, Stopwatch, TrainerSettings,
                                    batch_order, check_resumable, epoch_metrics, epoch_seed)
 from launcher.core.types import History, Report, Splits
@@ -63,6 +64,11 @@ def fit(model: Any, data: Splits, s: TrainerSettings, placement: tuple[str, Any,
     """Train model.net in place; returns the history. `placement` is (accelerator, devices,
     strategy, num_nodes) as the adapter resolved it from the device config."""
     accelerator, devices, strategy, num_nodes = placement
+    # A checkpoint that cannot continue here is refused before any other process starts.
+    saved = read_checkpoint(resume) if resume is not None else None
+    if saved is not None:
+        check_resumable(resume, _per_process(resume, saved["launcher"], s, cluster.processes(devices, num_nodes)),
+                        asdict(model.spec), model.schema.to_dict(), s)
     fabric = Fabric(accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
                     precision=FABRIC_PRECISION[s.precision], plugins=[cluster.environment()])
     fabric.launch()  # several devices outside SLURM: starts the other processes, which re-run the command
@@ -92,8 +98,8 @@ def fit(model: Any, data: Splits, s: TrainerSettings, placement: tuple[str, Any,
         log.info("pytorch: %s %s on %s (precision %s, %d threads)", model.spec.type, model.schema.task,
                  accelerator if fabric.world_size == 1 else f"{fabric.world_size} x {accelerator}", s.precision,
                  torch.get_num_threads())
-    if resume is not None:
-        best_state = _restore(fabric, resume, model, net, optimizer, recorder, schedule, s)
+    if resume is not None and saved is not None:
+        best_state = _restore(resume, saved, net, optimizer, recorder, schedule)
         log.info("pytorch: resuming from %s at epoch %d", resume, recorder.next_epoch)
         if checkpoints is not None and best_state is not None:
             checkpoints.keep_best(resume.parent / "best.ckpt")
@@ -213,7 +219,8 @@ class Checkpoints(EpochCheckpoints):
 
     def __init__(self, workdir: Path, fabric: Fabric, model: Any, settings: TrainerSettings) -> None:
         super().__init__(workdir, {"format": CHECKPOINT_FORMAT, "spec": asdict(model.spec),
-                                   "schema": model.schema.to_dict(), "trainer": settings.fixed()},
+                                   "schema": model.schema.to_dict(), "trainer": settings.fixed(),
+                                   "processes": fabric.world_size},
                          writer=fabric.is_global_zero)
 
     def hold(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -243,8 +250,6 @@ def _copy(state: Any) -> Any:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's contents: tensors and plain data only (weights_only=True)."""
-    from launcher.core.errors import ArtifactError, ConfigError
-
     try:
         verify(path, "checkpoint")
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -260,11 +265,31 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def _restore(fabric: Fabric, path: Path, model: Any, net: nn.Module, optimizer: Any, recorder: EpochRecorder,
-             schedule: LRSchedule, s: TrainerSettings) -> dict[str, torch.Tensor] | None:
-    """Continue from a checkpoint; returns the best weights when the best epoch came before it."""
-    state = read_checkpoint(path)
-    check_resumable(path, state["launcher"], asdict(model.spec), model.schema.to_dict(), s)
+def _per_process(path: Path, saved: dict[str, Any], s: TrainerSettings, processes: int) -> dict[str, Any]:
+    """The checkpoint's settings as this run's process count sees them. Every process holds the
+    same weights and optimizer state, so a checkpoint continues on another number of processes
+    when the global batch (trainer.batch_size x processes) stays the one it was trained with:
+    the batches of every later epoch are then the same rows."""
+    before = saved.get("processes", 1)
+    trainer = dict(saved.get("trainer") or {})
+    if before == processes or "batch_size" not in trainer:
+        return saved
+    batch = trainer["batch_size"] * before
+    if batch % processes or s.batch_size * processes != batch:
+        raise ConfigError(
+            f"trainer.resume_from={path} was trained on {before} process(es) with trainer.batch_size="
+            f"{trainer['batch_size']} (a global batch of {batch}); this run has {processes} process(es) with "
+            f"trainer.batch_size={s.batch_size}: "
+            + (f"set trainer.batch_size={batch // processes} to keep the global batch" if batch % processes == 0
+               else f"{batch} rows do not split evenly over {processes} processes; resume on a process count "
+                    f"that divides {batch}"))
+    return {**saved, "trainer": {**trainer, "batch_size": s.batch_size}}
+
+
+def _restore(path: Path, state: dict[str, Any], net: nn.Module, optimizer: Any, recorder: EpochRecorder,
+             schedule: LRSchedule) -> dict[str, torch.Tensor] | None:
+    """Continue from a checkpoint (read and checked); returns the best weights when the best
+    epoch came before it."""
     net.load_state_dict(state["net"])
     optimizer.load_state_dict(state["optimizer"])
     recorder.load_state_dict(state["recorder"])
