@@ -29,6 +29,11 @@ _LAZY = {
     "MLTask": "launcher.robot.task",
     "MLModelBlueprint": "launcher.robot.blueprint",
     "MLExperiment": "launcher.robot.run",
+    "AutoML": "launcher.automl",
+    "NeuralClassifier": "launcher.estimators",
+    "NeuralRegressor": "launcher.estimators",
+    "TabularClassifier": "launcher.estimators",
+    "TabularRegressor": "launcher.estimators",
 }
 
 __all__ = sorted(_LAZY)
