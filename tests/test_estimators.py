@@ -52,7 +52,7 @@ def majority_share(y) -> float:
 
 @pytest.mark.parametrize("estimator", [
     TabularClassifier(params={"n_estimators": 50}),
-    NeuralClassifier(max_epochs=30, lr=0.01, hidden_sizes=[32]),
+    NeuralClassifier(max_epochs=15, lr=0.02, hidden_sizes=[32], num_threads=1),
 ], ids=["random_forest", "pytorch_mlp"])
 def test_a_table_with_text_and_gaps_in_a_pipeline_and_cross_validation(estimator):
     X, y = table()
