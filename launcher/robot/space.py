@@ -79,6 +79,57 @@ ESTIMATORS: dict[str, dict[str, Bound]] = {
     },
 }
 ESTIMATORS["extra_trees"] = dict(ESTIMATORS["random_forest"])
+# The gradient-boosting libraries (extras): the keys each one's own tuning guide names. A bound
+# with low 0 and log=True is searched on a log scale when the plan's range starts above 0.
+ESTIMATORS.update({
+    # LightGBM, "Parameters Tuning" (lightgbm.readthedocs.io/en/stable/Parameters-Tuning.html):
+    # num_leaves, min_data_in_leaf (min_child_samples) and max_depth first; a small learning_rate
+    # with a large num_iterations for accuracy; bagging (subsample with subsample_freq),
+    # feature_fraction (colsample_bytree), lambda_l1/lambda_l2 (reg_alpha/reg_lambda) against
+    # over-fitting.
+    "lightgbm": {
+        "model.estimator.n_estimators": Bound("int", 10, 5000, log=True),
+        "model.estimator.learning_rate": Bound("float", 1e-3, 1.0, log=True),
+        "model.estimator.num_leaves": Bound("int", 2, 1024, log=True),
+        "model.estimator.max_depth": Bound("choice", choices=(-1, 3, 4, 5, 6, 8, 10, 12, 16)),
+        "model.estimator.min_child_samples": Bound("int", 1, 500, log=True),
+        "model.estimator.subsample": Bound("float", 0.1, 1.0),
+        "model.estimator.subsample_freq": Bound("int", 0, 10),
+        "model.estimator.colsample_bytree": Bound("float", 0.1, 1.0),
+        "model.estimator.reg_alpha": Bound("float", 0.0, 100.0, log=True),
+        "model.estimator.reg_lambda": Bound("float", 0.0, 100.0, log=True),
+    },
+    # XGBoost, "Notes on Parameter Tuning" (xgboost.readthedocs.io/en/stable/tutorials/param_tuning.html):
+    # max_depth, min_child_weight and gamma control complexity; subsample and colsample_bytree
+    # add randomness; a lower eta (learning_rate) with more rounds. Its parameter reference
+    # gives the domains: max_depth 0 (no limit) is left out, so every plan's trees are bounded.
+    "xgboost": {
+        "model.estimator.n_estimators": Bound("int", 10, 5000, log=True),
+        "model.estimator.learning_rate": Bound("float", 1e-3, 1.0, log=True),
+        "model.estimator.max_depth": Bound("int", 1, 16),
+        "model.estimator.min_child_weight": Bound("float", 1e-3, 1000.0, log=True),
+        "model.estimator.gamma": Bound("float", 0.0, 100.0, log=True),
+        "model.estimator.subsample": Bound("float", 0.1, 1.0),
+        "model.estimator.colsample_bytree": Bound("float", 0.1, 1.0),
+        "model.estimator.reg_lambda": Bound("float", 0.0, 1000.0, log=True),
+        "model.estimator.reg_alpha": Bound("float", 0.0, 1000.0, log=True),
+    },
+    # CatBoost, "Parameter tuning" (catboost.ai/docs/en/concepts/parameter-tuning): iterations
+    # with the learning rate (which it sets itself when left out), depth ("in most cases, the
+    # optimal depth ranges from 4 to 10"; at most 16), l2_leaf_reg, random_strength, the
+    # bootstrap's subsample rate (bagging_temperature applies only to the Bayesian bootstrap, and
+    # the CPU default is MVS, where it changes nothing), border_count, one_hot_max_size.
+    "catboost": {
+        "model.estimator.iterations": Bound("int", 10, 5000, log=True),
+        "model.estimator.learning_rate": Bound("float", 1e-3, 1.0, log=True),
+        "model.estimator.depth": Bound("int", 1, 12),
+        "model.estimator.l2_leaf_reg": Bound("float", 0.0, 100.0, log=True),
+        "model.estimator.random_strength": Bound("float", 0.0, 100.0),
+        "model.estimator.subsample": Bound("float", 0.1, 1.0),
+        "model.estimator.border_count": Bound("choice", choices=(32, 64, 128, 254)),
+        "model.estimator.one_hot_max_size": Bound("int", 1, 255, log=True),
+    },
+})
 NETWORKS: dict[str, dict[str, Bound]] = {
     "mlp": {"model.hidden_sizes": Bound("choice", choices=HIDDEN), "model.dropout": Bound("float", 0.0, 0.8),
             "model.norm": Bound("choice", choices=("none", "batch", "layer")), **TRAINER},

@@ -6,6 +6,7 @@ is a strong first trial (scikit-learn's defaults are tuned for general use, per 
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Any
 
@@ -16,8 +17,12 @@ from launcher.robot.task import MLTask
 # Rough seconds of one 5-fold cross-validated trial per 1,000 rows x 10 features on one core, for
 # sizing n_trials from the budget; the sweep's timeout, not this estimate, bounds the time.
 TRIAL_SECONDS = {"logistic_regression": 0.15, "ridge": 0.1, "hist_gradient_boosting": 1.2, "random_forest": 1.0,
-                 "extra_trees": 0.8, "svm": 0.4, "knn": 0.1, "kmeans": 0.3, "mlp": 3.0, "cnn": 8.0}
+                 "extra_trees": 0.8, "svm": 0.4, "knn": 0.1, "kmeans": 0.3, "mlp": 3.0, "cnn": 8.0,
+                 "lightgbm": 1.0, "xgboost": 1.5, "catboost": 12.0}
 SMALL, LARGE = 2_000, 20_000  # rows
+# CatBoost joins a plan for a table with text columns when one of its trials is expected to take
+# at most this share of the budget: its 1,000 default iterations make it the slowest booster.
+CATBOOST_SHARE = 0.1
 
 
 def _range(low: float | None = None, high: float | None = None, log: bool | None = None,
@@ -71,6 +76,73 @@ def boosting(profile: DatasetProfile) -> Candidate:
                        "model.estimator.max_leaf_nodes": 4, "model.estimator.min_samples_leaf": 40,
                        "model.estimator.l2_regularization": 1.0}],
         why="histogram gradient boosting: the strongest general tabular learner in scikit-learn")
+
+
+def installed(library: str) -> bool:
+    """Whether a learner's library can be imported here, asked without importing it (planning
+    stays fast, and a broken extra fails in its trial, with its error, not in the plan)."""
+    return importlib.util.find_spec(library) is not None
+
+
+def lightgbm(profile: DatasetProfile) -> Candidate:
+    # LightGBM's "Parameters Tuning" guide: num_leaves and min_data_in_leaf (min_child_samples)
+    # first, a smaller learning_rate with more trees, feature_fraction (colsample_bytree).
+    # Start: LightGBM's defaults.
+    small = profile.rows < SMALL
+    return candidate(
+        model="lightgbm",
+        params={"model.estimator.learning_rate": _range(0.01, 0.3, True),
+                "model.estimator.n_estimators": _range(50, 600 if small else 1000, True),
+                "model.estimator.num_leaves": _range(4, 128, True),
+                "model.estimator.min_child_samples": _range(2 if small else 5, 100, True),
+                "model.estimator.colsample_bytree": _range(0.3, 1.0)},
+        start={"model.estimator.learning_rate": 0.1, "model.estimator.n_estimators": 100,
+               "model.estimator.num_leaves": 31, "model.estimator.min_child_samples": 20,
+               "model.estimator.colsample_bytree": 1.0},
+        # The guide's direction against over-fitting: fewer leaves, a smaller learning rate with
+        # more trees, feature subsampling.
+        alternatives=[{"model.estimator.learning_rate": 0.05, "model.estimator.n_estimators": 300,
+                       "model.estimator.num_leaves": 15, "model.estimator.min_child_samples": 20,
+                       "model.estimator.colsample_bytree": 0.7}],
+        why="LightGBM: histogram gradient boosting with native categories and more to tune, fast on "
+            "large tables")
+
+
+def xgboost(profile: DatasetProfile) -> Candidate:
+    # XGBoost's "Notes on Parameter Tuning": max_depth and min_child_weight for complexity,
+    # subsample and colsample_bytree for randomness, a lower eta with more rounds. Start: its
+    # defaults (eta 0.3, depth 6, 100 rounds).
+    small = profile.rows < SMALL
+    return candidate(
+        model="xgboost",
+        params={"model.estimator.learning_rate": _range(0.01, 0.3, True),
+                "model.estimator.n_estimators": _range(50, 600 if small else 1000, True),
+                "model.estimator.max_depth": _range(2, 10),
+                "model.estimator.min_child_weight": _range(0.1, 20.0, True),
+                "model.estimator.subsample": _range(0.5, 1.0),
+                "model.estimator.colsample_bytree": _range(0.3, 1.0)},
+        start={"model.estimator.learning_rate": 0.3, "model.estimator.n_estimators": 100,
+               "model.estimator.max_depth": 6, "model.estimator.min_child_weight": 1.0,
+               "model.estimator.subsample": 1.0, "model.estimator.colsample_bytree": 1.0},
+        alternatives=[{"model.estimator.learning_rate": 0.05, "model.estimator.n_estimators": 400,
+                       "model.estimator.max_depth": 4, "model.estimator.min_child_weight": 1.0,
+                       "model.estimator.subsample": 0.8, "model.estimator.colsample_bytree": 0.8}],
+        why="XGBoost: depth-wise gradient boosting, a different tree shape from the leaf-wise boosters")
+
+
+def catboost(profile: DatasetProfile) -> Candidate:
+    # CatBoost's "Parameter tuning" guide: depth (4 to 10), l2_leaf_reg, random_strength; the
+    # learning rate left to CatBoost, which sets it from the data and the iterations. Start: its
+    # defaults (1000 iterations, depth 6, l2_leaf_reg 3).
+    return candidate(
+        model="catboost",
+        params={"model.estimator.iterations": _range(200, 1500, True),
+                "model.estimator.depth": _range(4, 10),
+                "model.estimator.l2_leaf_reg": _range(1.0, 30.0, True),
+                "model.estimator.random_strength": _range(0.0, 10.0)},
+        start={"model.estimator.iterations": 1000, "model.estimator.depth": 6,
+               "model.estimator.l2_leaf_reg": 3.0, "model.estimator.random_strength": 1.0},
+        why="CatBoost: ordered target statistics for the text columns (Prokhorenkova et al., NeurIPS 2018)")
 
 
 def forest(profile: DatasetProfile) -> Candidate:
@@ -144,11 +216,14 @@ class HeuristicPlanner:
             framework = "pytorch"
             candidates = [cnn(profile), mlp(framework)]
         elif profile.rows >= LARGE:
-            candidates = [boosting(profile), linear(kind)]
+            candidates = self._large(profile) + [linear(kind)]
         elif profile.columns > profile.rows:
             candidates = [linear(kind), forest(profile)]  # wide: regularisation first
         else:
             candidates = [linear(kind), boosting(profile), forest(profile)]
+            if profile.categorical and installed("catboost") and \
+                    trial_seconds("catboost", profile, 5) <= CATBOOST_SHARE * task.budget:
+                candidates.append(catboost(profile))
         # Cross-validation where the data is small enough to afford it: selection by a single
         # small validation split picks the test-best model only about 6 times in 10 (measured on
         # the shared bench; Kohavi, IJCAI 1995: 10-fold or 5-fold CV for model selection).
@@ -161,6 +236,15 @@ class HeuristicPlanner:
         if check is not None:
             blueprint = check(blueprint)
         return blueprint, blueprint.rationale
+
+    @staticmethod
+    def _large(profile: DatasetProfile) -> list[Candidate]:
+        """Boosting for large tables, from what is installed: LightGBM in place of scikit-learn's
+        histogram boosting (the same algorithm, Ke et al. 2017, with native categories of any
+        count its preprocessing keeps and more to tune), XGBoost beside it (level-wise trees, the
+        learner FLAML most often picks); scikit-learn's alone when neither is there."""
+        out = [lightgbm(profile)] if installed("lightgbm") else [boosting(profile)]
+        return out + ([xgboost(profile)] if installed("xgboost") else [])
 
     @staticmethod
     def _trials(candidates: list[Candidate], profile: DatasetProfile, budget: float, folds: int) -> int:
