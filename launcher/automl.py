@@ -64,6 +64,7 @@ class AutoML:
         self.directory = Path(directory).expanduser().absolute()
         self.experiment: Any = None  # the MLExperiment of the last fit (None after load)
         self._model: Any = None  # SavedRun or SavedEnsemble
+        self._source: Path | None = None  # the model directory it was loaded from
         self._info: dict[str, Any] = {}  # target, columns, array input, task, metric, leaderboard
 
     # -- fitting -----------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ class AutoML:
         from launcher.pipeline.predict import SavedRun
 
         self.experiment = experiment
-        self._model = SavedRun.load(experiment.model_path)
+        self._use(Path(experiment.model_path))
         target_encoder = self._target()
         self._info = {
             "format_version": FORMAT_VERSION, "task": experiment.task.task_type, "metric": experiment.task.metric,
@@ -116,6 +117,12 @@ class AutoML:
             "final_model": final_name(experiment), "score": experiment.score,
             "selected_score": experiment.selected_score, "leaderboard": leaderboard_rows(experiment.leaderboard),
         }
+
+    def _use(self, model: Path) -> None:
+        """Predict with the saved model in `model` (verified against its checksums)."""
+        from launcher.pipeline.predict import SavedRun
+
+        self._model, self._source = SavedRun.load(model), Path(model)
 
     def refit(self, X, y=None, *, target: str | None = None) -> "AutoML":
         """The final model's configuration (each member's, for an ensemble) fitted again on
@@ -133,10 +140,7 @@ class AutoML:
         run = self._next_run()
         data = write_table(frame, run / "data")
         model = refit_members(self.experiment, self._project(), data, run / "experiment")
-        from launcher.pipeline.predict import SavedRun
-
-        self._model = SavedRun.load(model)
-        self._info["refit"] = {"rows": len(frame), "model": str(model)}
+        self._use(model)
         return self
 
     # -- predicting --------------------------------------------------------------------------------
@@ -244,7 +248,7 @@ class AutoML:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
         try:
-            shutil.copytree(self._model_dir(), tmp / "model")
+            shutil.copytree(self._source, tmp / "model")
             write_json(tmp / SAVED, self._info)
             if path.exists():
                 shutil.rmtree(path)
@@ -254,17 +258,10 @@ class AutoML:
             raise
         return path
 
-    def _model_dir(self) -> Path:
-        if "refit" in self._info:
-            return Path(self._info["refit"]["model"])
-        return Path(self.experiment.model_path) if self.experiment is not None else Path(self._info["loaded_from"])
-
     @classmethod
     def load(cls, path: str | Path) -> "AutoML":
         """A saved AutoML, its model verified against its checksums; predicts and scores (refit
         needs the search, so fit again for that)."""
-        from launcher.pipeline.predict import SavedRun
-
         path = Path(path).expanduser()
         try:
             info = json.loads((path / SAVED).read_text())
@@ -276,10 +273,9 @@ class AutoML:
         if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
             raise ArtifactError(f"{path / SAVED} is not a saved AutoML of this version (format "
                                 f"{FORMAT_VERSION})")
-        automl = cls(directory=path)
-        automl._model = SavedRun.load(path / "model")
-        automl._info = {**info, "loaded_from": str((path / "model").absolute())}
-        automl._info.pop("refit", None)
+        automl = cls()  # a later fit() works in a directory of its own, not in the saved folder
+        automl._use(path / "model")
+        automl._info = info
         return automl
 
     def __repr__(self) -> str:
@@ -367,8 +363,7 @@ def write_table(frame: pd.DataFrame, stem: Path) -> Path:
         frame.to_csv(path, index=False)
         return path
     path = stem.with_suffix(".parquet")
-    mixed = {c: frame[c].map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-             for c in frame.columns if frame[c].dtype == object}
+    mixed = {c: frame[c].astype(str).where(frame[c].notna(), None) for c in frame.columns if frame[c].dtype == object}
     frame.assign(**mixed).to_parquet(path, index=False)
     return path
 

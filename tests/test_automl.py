@@ -15,7 +15,7 @@ import pytest
 from launcher import AutoML
 from launcher.core.errors import ArtifactError, ConfigError, DataError
 
-BUDGET = 15  # seconds: the robot's baseline and a few trials on a few hundred rows
+BUDGET = 20  # seconds: the robot's baseline and a few trials on a few hundred rows, on a busy machine too
 
 
 def customers(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -82,17 +82,17 @@ def test_a_dataframe_with_text_and_gaps_fit_predict_score_save_load_refit(tmp_pa
     assert out.returncode == 0, out.stderr
     predicted, score, models = json.loads(out.stdout.strip().splitlines()[-1])
     assert predicted == labels.tolist() and score == pytest.approx(accuracy)
-    assert models == list(board["model"].where(board["model"].notna(), None))
+    assert pd.Series(models, dtype=object).fillna("").tolist() == board["model"].fillna("").tolist()
     assert listing(cwd) == set()
 
     # A saved AutoML holds the final model only: refit needs the search.
     with pytest.raises(ConfigError, match="refit needs the search"):
         AutoML.load(saved).refit(frame, target="churned")
-    # refit: the final configuration fitted again on every row, as a new model.
-    before = automl._model_dir()
-    automl.refit(frame, target="churned")
-    assert automl._model_dir() != before and (automl._model_dir() / "metadata.json").is_file()
-    assert automl.score(test) > majority
+    # refit: the final configuration fitted again on the rows given. Taught the opposite
+    # labels, it predicts the opposite.
+    flipped = frame.assign(churned=frame["churned"].map({"yes": "no", "no": "yes"}))
+    automl.refit(flipped, target="churned")
+    assert (automl.predict(test) != labels).mean() > 0.8
     assert Path.cwd() == cwd and listing(cwd) == set()
 
 
