@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from launcher.core.errors import ArtifactError, ConfigError, DataError
+from launcher.core.errors import ArtifactError, ConfigError, DataError, LauncherError
 
 log = logging.getLogger("launcher")
 
@@ -64,7 +64,7 @@ class AutoML:
         self.directory = Path(directory).expanduser().absolute()
         self.experiment: Any = None  # the MLExperiment of the last fit (None after load)
         self._model: Any = None  # SavedRun or SavedEnsemble
-        self._source: Path | None = None  # the model directory it was loaded from
+        self._source: Path | None = None  # the model directory it predicts with
         self._info: dict[str, Any] = {}  # target, columns, array input, task, metric, leaderboard
 
     # -- fitting -----------------------------------------------------------------------------------
@@ -84,9 +84,16 @@ class AutoML:
         data = write_table(frame, run / "data")
         maker = RobotMaker(self.planner, workdir=run / "experiment", project_dir=self._project(), seed=self.seed)
         log.info("AutoML: working in %s", run)
-        experiment = maker.auto_ml_pipeline(task_description=DESCRIPTION,
-                                            dataset_info={"path": str(data), "target": target_name},
-                                            model_requirements=wanted, task_type=task or self.task, budget=budget)
+        try:
+            experiment = maker.auto_ml_pipeline(task_description=DESCRIPTION,
+                                                dataset_info={"path": str(data), "target": target_name},
+                                                model_requirements=wanted, task_type=task or self.task, budget=budget)
+        except LauncherError:
+            # Refused before it ran (a bad budget, metric, task or target): nothing is left of
+            # it. A run that started keeps its record (robot.json says how it ended).
+            if not (run / "experiment" / "robot.json").is_file():
+                shutil.rmtree(run, ignore_errors=True)
+            raise
         self._adopt(experiment, target_name, columns, array_input)
         return self
 
@@ -105,8 +112,6 @@ class AutoML:
         return run
 
     def _adopt(self, experiment: Any, target: str, columns: list[str], array_input: bool) -> None:
-        from launcher.pipeline.predict import SavedRun
-
         self.experiment = experiment
         self._use(Path(experiment.model_path))
         target_encoder = self._target()
@@ -131,9 +136,8 @@ class AutoML:
         if self.experiment is None:
             raise ConfigError("refit needs the search this AutoML ran (its trials' configurations); a loaded "
                               "AutoML holds only the final model: fit() it on the new rows instead")
-        frame, target_name, columns, array_input = training_table(X, y, target or self._info["target"],
-                                                                  self._info["columns"] if self._info[
-                                                                      "array_input"] else None)
+        names = self._info["columns"] if self._info["array_input"] else None  # arrays: the first fit's names
+        frame, target_name, columns, _ = training_table(X, y, target or self._info["target"], names)
         if target_name != self._info["target"] or columns != self._info["columns"]:
             raise DataError(f"refit needs the columns of the first fit: {self._info['columns']} and the target "
                             f"{self._info['target']!r}; got {columns} and {target_name!r}")

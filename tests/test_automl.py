@@ -166,3 +166,15 @@ def test_a_table_keeps_its_column_types_on_the_way_to_the_robot(tmp_path):
     assert back["zip"].tolist()[:2] == ["01234", "98765"] and back["zip"].isna().tolist()[:3] == [False, False, True]
     assert back["mixed"].tolist()[:3] == ["1", "two", "3.5"]
     assert back["y"].tolist() == frame["y"].tolist()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"budget": -5}, "the budget must be a positive number of seconds"),
+    ({"metric": "r2"}, "does not apply to classification"),
+    ({"task": "regression"}, "non-numeric values"),
+])
+def test_settings_the_robot_refuses_leave_nothing_behind(tmp_path, kwargs, message):
+    frame = customers(60)
+    with pytest.raises(ConfigError if "task" not in kwargs else DataError, match=message):
+        AutoML(directory=tmp_path / "automl").fit(frame, target="churned", **kwargs)
+    assert not list((tmp_path / "automl").glob("fit_*")) and not (tmp_path / "automl" / "conf").exists()
