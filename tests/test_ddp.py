@@ -98,6 +98,33 @@ def test_a_checkpoint_resumes_on_another_process_count_with_the_same_global_batc
     assert not (root / "refused" / "model").exists() and not (root / "refused" / "metrics.json").exists()
 
 
+def test_two_machines_join_through_the_environment_rendezvous(runs):
+    """device.num_nodes=2 as two commands on this machine, one process each, joined as two nodes
+    through MASTER_ADDR/MASTER_PORT/NODE_RANK (as on machines without a scheduler)."""
+    import socket
+    import subprocess
+
+    from helpers import PYTHON, env
+
+    root, _ = runs
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    procs = [subprocess.Popen([PYTHON, "-m", "launcher", *BASE, "device.strategy=ddp", "++device.num_nodes=2",
+                               "trainer.batch_size=32", "trainer.max_epochs=4", "save_model=false",
+                               f"hydra.run.dir=node{rank}"],
+                              cwd=root, env=env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK=str(rank)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in (0, 1)]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    val_rows = json.loads((root / "one" / "metrics.json").read_text())["rows"]["val"]
+    assert_same_curve(epochs((root / "one" / "train.log").read_text()), epochs((root / "node0" / "train.log").read_text()),
+                      val_rows)
+    assert "GLOBAL_RANK: 1" in (root / "node1" / "train.log").read_text()
+    assert sorted(p.name for p in (root / "node1").iterdir()) == [".hydra", "train.log"]  # rank 1 wrote no artifact
+
+
 def test_ddp_inside_a_multirun_is_refused_instead_of_a_sweep_per_process(tmp_path):
     from helpers import run_cli
 
