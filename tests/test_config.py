@@ -76,15 +76,15 @@ def test_the_documented_model_set_is_there():
 
 
 def test_shipped_experiments_apply_their_overrides_and_the_command_line_wins():
-    cfg = _compose("+experiment=digits_cnn")
+    cfg = _compose("experiment=digits_cnn")
     assert (cfg.framework.name, cfg.model.name, cfg.data.name) == ("pytorch", "cnn", "digits")
     assert cfg.trainer.scheduler == "cosine" and cfg.trainer.early_stopping.monitor == "val_accuracy"
-    cfg = _compose("+experiment=digits_cnn", "trainer.max_epochs=3")
+    cfg = _compose("experiment=digits_cnn", "trainer.max_epochs=3")
     assert cfg.trainer.max_epochs == 3
-    cfg = _compose("+experiment=churn_search", "data.path=my.csv", hydra_cfg=True)
+    cfg = _compose("experiment=churn_search", "data.path=my.csv", hydra_cfg=True)
     assert cfg.data.path == "my.csv" and cfg.trainer.cv_folds == 5
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.n_trials == 20
-    cfg = _compose("+experiment=compare_frameworks", hydra_cfg=True)
+    cfg = _compose("experiment=compare_frameworks", hydra_cfg=True)
     assert cfg.hydra.sweeper.params.framework == "sklearn,pytorch,tensorflow,jax"
 
 
@@ -146,7 +146,7 @@ def test_a_users_conf_folder_is_on_the_search_path(project, cli):
     shipped = next(i for i, line in enumerate(rows) if "pkg://launcher.conf" in line)
     assert user < shipped  # the user's options win over shipped ones of the same name
 
-    res = cli("+experiment=mine", "framework=pytorch", "device=cpu", "save_model=false",
+    res = cli("experiment=mine", "framework=pytorch", "device=cpu", "save_model=false",
               "hydra.run.dir=outputs/mine")
     assert res.returncode == 0, res.stderr
     record = json.loads((project / "outputs" / "mine" / "metrics.json").read_text())

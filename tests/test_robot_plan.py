@@ -278,7 +278,7 @@ def test_the_emitted_configs_run_unchanged_and_replanning_never_overwrites(tmp_p
     assert res.returncode == 0, res.stderr
     experiment = tmp_path / "conf" / "experiment" / "robot" / "predict_customer_churn.yaml"
     search = tmp_path / "conf" / "hparams_search" / "robot" / "predict_customer_churn.yaml"
-    command = "python -m launcher -m +experiment=robot/predict_customer_churn hparams_search=robot/predict_customer_churn"
+    command = "python -m launcher -m experiment=robot/predict_customer_churn hparams_search=robot/predict_customer_churn"
     for path in (experiment, search):
         head = path.read_text().splitlines()[:7]
         assert head[0] == "# @package _global_" and "'Predict customer churn'" in head[2]
@@ -288,7 +288,7 @@ def test_the_emitted_configs_run_unchanged_and_replanning_never_overwrites(tmp_p
     assert space["hydra"]["sweeper"]["custom_search_space"] == "launcher.robot.space.suggest"
     # plan_only prints both commands: the baseline (the cheapest family's starting point, which
     # the search does not queue again) and the search
-    assert ("run it: python -m launcher +experiment=robot/predict_customer_churn model=logistic_regression "
+    assert ("run it: python -m launcher experiment=robot/predict_customer_churn model=logistic_regression "
             "model.estimator.C=1.0 trainer.refit=true save_model=true") in res.stdout
     assert f"   and: {command}" in res.stdout
 

@@ -98,7 +98,7 @@ def test_a_tiny_robot_run_meets_its_requirement_records_everything_and_predicts(
     assert "RUNNING" not in set(board["state"])  # a trial the robot stopped is recorded as stopped
     assert (exp / "leaderboard.png").stat().st_size and (exp / "optimization_history.png").stat().st_size
     report = (exp / "report.md").read_text()
-    assert "requirement met" in report and "python -m launcher -m +experiment=robot/predict_customer_churn" in report
+    assert "requirement met" in report and "python -m launcher -m experiment=robot/predict_customer_churn" in report
     # the expected score and the figure that selected the model, both said
     assert f"expected accuracy of the final model: {record['best_score']:.4f}" in report
     assert f"the figure that selected it: {record['selected_score']:.4f}" in report
@@ -133,7 +133,7 @@ def test_the_printed_commands_rerun_unchanged_in_a_fresh_directory(tmp_path, mon
                              model_requirements={"max_seconds": 60})
     blueprint = maker.generate_model_blueprint(task).model_copy(update={"n_trials": 4})
     experiment = maker.execute_experiment(task, blueprint)
-    search = next(c for c in experiment.commands if " -m +experiment=robot/predict_customer_churn " in c)
+    search = next(c for c in experiment.commands if " -m experiment=robot/predict_customer_churn " in c)
     assert not search.startswith("cd ") and "hydra.sweeper.timeout=" in search and "hydra.launcher.n_jobs=" in search
     sweep = experiment.directory / "sweeps" / "predict_customer_churn"
     ran = {int(r["number"]): r for r in csv.DictReader(open(sweep / "trials.csv"))}

@@ -2,7 +2,7 @@
 
 A project that uses launcher keeps its configs in its own git repository: conf/model/my_net.yaml,
 conf/experiment/churn.yaml, conf/hparams_search/mine.yaml in the directory a command starts
-from are usable as model=my_net, +experiment=churn, hparams_search=mine, and a file there with
+from are usable as model=my_net, experiment=churn, hparams_search=mine, and a file there with
 the name of a shipped option replaces it. `python -m launcher --info searchpath` shows the path.
 
 Only launcher's own apps are touched (those whose search path holds pkg://launcher.conf):

@@ -145,11 +145,26 @@ def run_hydra_app(main: Callable[[], object]) -> None:
     except SystemExit as exc:
         message = held_message()
         if message is not None and exc.code not in (0, None):
+            message = hint(message, sys.argv[1:])
             print(f"error: {message or 'the configuration could not be composed'}", file=sys.stderr)
             raise SystemExit(2) from None
         raise
     finally:
         release_stderr()
+
+
+def hint(message: str, argv: Sequence[str]) -> str:
+    """Hydra's message where it misleads, replaced by the fix: `+group=` for a group that has a
+    default (experiment, since it became `experiment: null` as in lightning-hydra-template) is
+    reported by Hydra as "Multiple values for ...", which suggests an `override` in a file."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        group = key[1:]
+        if sep and key.startswith("+") and not key.startswith("++") and "." not in group \
+                and message.startswith(f"Multiple values for {group}"):
+            return (f"{group} is chosen without '+': {group}={value} ({arg} is the old form, from when {group} "
+                    "had no default)")
+    return message
 
 
 # -- stderr while a Hydra app composes its config --------------------------------------------

@@ -3,12 +3,12 @@
 A robot experiment is reproducible by construction: each step is `python -m launcher ...` with
 the emitted files and, on the command line, only what belongs to this one invocation:
 
-    search    +experiment=robot/<slug> hparams_search=robot/<slug>
+    search    experiment=robot/<slug> hparams_search=robot/<slug>
               hydra.sweep.dir=<experiment>/sweeps/<slug>       where its records go
               hydra.sweeper.timeout=<seconds>                  this run's deadline
               hydra/launcher=joblib hydra.launcher.n_jobs=<k> hydra.sweeper.n_jobs=<k>
                                                                trials side by side, one per core
-    baseline  +experiment=robot/<slug> model=<cheapest strong learner> <its starting point>
+    baseline  experiment=robot/<slug> model=<cheapest strong learner> <its starting point>
               trainer.refit=true save_model=true hydra.run.dir=<experiment>/baseline
     final     a trial's own overrides, trainer.cv_folds=null trainer.refit=true save_model=true
               hydra.run.dir=<experiment>/final/<i>
@@ -51,7 +51,7 @@ class Invocation:
         return text
 
     def search(self, slug: str, sweep_dir: Path, timeout: float) -> list[str]:
-        args = ["-m", f"+experiment=robot/{slug}", f"hparams_search=robot/{slug}",
+        args = ["-m", f"experiment=robot/{slug}", f"hparams_search=robot/{slug}",
                 f"hydra.sweep.dir={self.path(sweep_dir)}", f"hydra.sweeper.timeout={timeout:.1f}"]
         if self.cores > 1:
             args += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={self.cores}",
@@ -60,7 +60,7 @@ class Invocation:
 
     def baseline(self, slug: str, start: list[str], run_dir: Path | None = None) -> list[str]:
         """`start`: the model option and its starting values (model=..., model.estimator.x=...)."""
-        return [f"+experiment=robot/{slug}", *start, "trainer.refit=true", "save_model=true",
+        return [f"experiment=robot/{slug}", *start, "trainer.refit=true", "save_model=true",
                 *([f"hydra.run.dir={self.path(run_dir)}"] if run_dir is not None else [])]
 
     def final(self, overrides: list[str], run_dir: Path) -> list[str]:

@@ -50,7 +50,7 @@ class Emitted:
     def command(self) -> str:
         """The search as the files alone define it (the robot's own invocation adds only a
         deadline, a sweep directory and parallel trials: launcher.robot.commands)."""
-        return f"python -m launcher -m +experiment=robot/{self.slug} hparams_search=robot/{self.slug}"
+        return f"python -m launcher -m experiment=robot/{self.slug} hparams_search=robot/{self.slug}"
 
 
 def slugify(text: str, most: int = 40) -> str:
@@ -106,7 +106,7 @@ def header(task: MLTask, planner: str, slug: str, what: str) -> str:
         f"# for the task: {description!r}",
         f"# planner: {planner}",
         "# Run it from the directory that holds this conf/ folder:",
-        f"#   python -m launcher -m +experiment=robot/{slug} hparams_search=robot/{slug}",
+        f"#   python -m launcher -m experiment=robot/{slug} hparams_search=robot/{slug}",
         "# (the robot ran it with a deadline, a sweep directory and parallel trials added on its",
         "# command line; its report.md has that exact command). Review it and commit it with your",
         "# code: it names only the launcher's own options.",

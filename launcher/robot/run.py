@@ -4,7 +4,7 @@
               fitted on every row at once, beside the search's first trial (which runs alone):
               a model exists early, whatever the budget, and is the fallback if a later fit
               cannot finish
-    search    `python -m launcher -m +experiment=robot/<slug> hparams_search=robot/<slug>`, the
+    search    `python -m launcher -m experiment=robot/<slug> hparams_search=robot/<slug>`, the
               command a person types, with only this invocation's settings added on the command
               line (launcher.robot.commands); the robot stops it at its window's end, so a long
               trial cannot overrun
