@@ -218,6 +218,19 @@ def test_bad_settings_fail_in_one_line(override, message, tmp_path):
     assert not (tmp_path / "run" / "model").exists()
 
 
+@pytest.mark.slow
+def test_a_learner_whose_library_is_missing_says_how_to_install_it(tmp_path):
+    """As on a machine without the extra: the library's import fails (None in sys.modules)."""
+    code = ("import sys, runpy\n"
+            "sys.modules['catboost'] = None\n"
+            "sys.argv = ['launcher', 'model=catboost', 'data=iris', 'hydra.run.dir=run']\n"
+            "runpy.run_module('launcher', run_name='__main__')\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert 'error: catboost.CatBoostClassifier needs catboost, which is not installed here' in res.stderr
+    assert 'pip install "launcher[boost]"' in res.stderr
+
+
 # -- searches and the robot -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("library", each_learner())
 def test_each_search_config_tunes_keys_its_model_has(library):
@@ -318,7 +331,7 @@ def test_the_robot_plans_and_runs_lightgbm_and_xgboost_on_a_large_table(tmp_path
     search = yaml.safe_load((tmp_path / "conf" / "hparams_search" / "robot" / "predict_y.yaml").read_text())
     assert set(search["robot_search"]) == {"lightgbm", "xgboost", "logistic_regression"}
     # The search's first trials are the queued starting points: LightGBM's and XGBoost's defaults.
-    run = run_cli("-m", "+experiment=robot/predict_y", "hparams_search=robot/predict_y", "hydra.sweeper.n_trials=2",
+    run = run_cli("-m", "experiment=robot/predict_y", "hparams_search=robot/predict_y", "hydra.sweeper.n_trials=2",
                   "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     for trial, model in ((0, "lightgbm"), (1, "xgboost")):

@@ -313,6 +313,13 @@ def _import(path: str):
     module, _, name = str(path).rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
+    except ImportError as exc:
+        library = module.partition(".")[0]
+        if library in boosters.LIBRARIES:  # an extra: say how to get it
+            raise ConfigError(f"{path} needs {library}, which is not installed here ({exc}): "
+                              f"pip install \"launcher[boost]\" (or pip install {library})") from None
+        raise ConfigError(f"estimator class {path!r} cannot be imported ({exc}); give a full class path "
+                          "such as sklearn.ensemble.RandomForestClassifier") from None
+    except (AttributeError, ValueError) as exc:
         raise ConfigError(f"estimator class {path!r} cannot be imported ({exc}); give a full class path "
                           "such as sklearn.ensemble.RandomForestClassifier") from None
