@@ -83,7 +83,7 @@ def test_a_tiny_robot_run_meets_its_requirement_records_everything_and_predicts(
     record = robot_record(exp)
     assert record["status"] == "done" and record["met"] is True and record["best_score"] >= 0.8
     # one time figure: the console's, the report's and robot.json's
-    assert f"in {record['seconds']:.0f}s" in out
+    assert f"in {record['seconds']:.1f}s" in out
     assert f"- time: {record['seconds']:.1f}s of a 30s budget" in (exp / "report.md").read_text()
     # the records: task, profile, the planner's raw answer and checked blueprint, the emitted files
     assert json.loads((exp / "task.json").read_text())["task_type"] == "classification"

@@ -113,7 +113,7 @@ def execute(maker: RobotMaker, task: MLTask, profile: DatasetProfile, plan: Plan
             tick()
         state["commands"] = commands
         experiment = finish(task, board, exp, clock, inv, commands, blueprint.cv_folds, baseline)
-        seconds = clock.used()  # one figure for the console, the report and robot.json
+        seconds = round(clock.used(), 1)  # one figure for the console, the report and robot.json
         experiment.seconds = seconds
         experiment.report = write_report(task, board, exp, seconds, experiment, "done", commands)
         _save_state(exp, task, state, clock, "done", experiment, seconds)
@@ -174,7 +174,7 @@ def _say(task: MLTask, experiment: MLExperiment) -> None:
     met = experiment.requirement_met
     verdict = "" if met is None else (" (requirement met)" if met else " (requirement NOT met)")
     what = "an ensemble" if experiment.ensembled else experiment.final.model if experiment.final else "?"
-    log.info("robot: final model %s: expected %s %.4f (selected on %.4f; %s)%s in %.0fs; model in %s", what,
+    log.info("robot: final model %s: expected %s %.4f (selected on %.4f; %s)%s in %.1fs; model in %s", what,
              task.metric, experiment.score, experiment.selected_score, "corrected for selection"
              if experiment.score != experiment.selected_score else "not selected from others", verdict,
              experiment.seconds, experiment.model_path)
