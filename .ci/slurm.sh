@@ -17,17 +17,23 @@ DIR="${SLURMTEST_DIR:-/tmp/launcher-slurm}"
 CONF="$DIR/slurm.conf"
 
 log() { echo "slurm.sh: $*" >&2; }
-# The daemons' pid files name the processes this script started; stop only those.
+# The daemons' pid files name the processes this script started; stop only those, and wait
+# (10 s at most each) until they are gone.
 stop_daemons() {
-  local name pid
-  for name in slurmd slurmctld munged; do
+  local name pid waited
+  for name in "$@"; do
     pid=$(cat "$DIR/$name.pid" 2>/dev/null || true)
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill "$pid" || true; fi
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" || true
+      waited=0
+      while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 100 ]; do sleep 0.1; waited=$((waited + 1)); done
+    fi
+    rm -f "$DIR/$name.pid"
   done
 }
 
 if [ "${1:-start}" = stop ]; then
-  stop_daemons
+  stop_daemons slurmd slurmctld munged
   exit 0
 fi
 
@@ -57,8 +63,8 @@ if ! munge -n >/dev/null 2>&1 </dev/null; then
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
   log "starting munged"
-  runuser -u munge -- munged --force
-  pgrep -u munge -x munged | head -n 1 > "$DIR/munged.pid"
+  runuser -u munge -- munged --force   # returns once the daemon (a forked child) is ready
+  cp /run/munge/munged.pid "$DIR/munged.pid"
 fi
 
 cat > "$CONF" <<EOF
@@ -92,7 +98,7 @@ EOF
 export SLURM_CONF="$CONF"
 
 if ! scontrol ping 2>/dev/null | grep -q "is UP"; then
-  stop_daemons
+  stop_daemons slurmd slurmctld
   log "starting slurmctld and slurmd ($HOST: $CPUS CPUs, $MEM_MB MB)"
   slurmctld -f "$CONF" -c   # -c: a fresh controller state, no jobs left from a last run
   slurmd -f "$CONF"
