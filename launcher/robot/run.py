@@ -154,15 +154,21 @@ def start_baseline(inv: Invocation, blueprint: Any, slug: str, exp: Path, state:
     return Job(inv, inv.baseline(slug, start, run_dir), exp / f"{BASELINE}.log")
 
 
+# Gradient-boosted trees: on large tables the strong learner a baseline should be (a linear
+# model is cheaper there but leaves most of the score on the table).
+BOOSTING = ("lightgbm", "hist_gradient_boosting", "xgboost", "catboost")
+
+
 def cheapest(blueprint: Any, profile: DatasetProfile) -> Any:
     """The candidate expected to fit fastest on this data (the heuristic planner's per-family
-    cost table), tabular learners before networks."""
-    from launcher.robot.planners.heuristic import trial_seconds
+    cost table), tabular learners before networks, and on large tables boosted trees first."""
+    from launcher.robot.planners.heuristic import LARGE, trial_seconds
     from launcher.robot.space import NETWORKS
 
     folds = blueprint.cv_folds or 1
-    return min(blueprint.candidates,
-               key=lambda c: (c.model in NETWORKS, trial_seconds(c.model, profile, folds)))
+    large = profile.rows >= LARGE
+    return min(blueprint.candidates, key=lambda c: (c.model in NETWORKS, large and c.model not in BOOSTING,
+                                                    trial_seconds(c.model, profile, folds)))
 
 
 def _stop(job: Job | None) -> None:
