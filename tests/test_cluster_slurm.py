@@ -34,7 +34,7 @@ def slurm_node() -> str:
         res = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30)
         idle = [line.split()[0] for line in res.stdout.splitlines() if line.split()[1:] == ["idle"]]
         if res.returncode != 0:
-            problem = f"`sinfo` failed: {res.stderr.strip()[:200]}"
+            problem = f"`sinfo` failed ({' '.join(res.stderr.split())[:200]})"
         elif not idle:
             problem = f"no SLURM node is idle ({res.stdout.strip()[:200] or 'none listed'})"
         else:
