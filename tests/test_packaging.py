@@ -65,7 +65,7 @@ def test_the_installed_package_runs_from_anywhere_and_reports_bad_input_in_one_l
 
 
 def test_every_benchmark_the_docs_and_tests_name_exists():
-    """A test or a README line that says "measured in benchmarks/x.py" sends the reader there."""
+    """A test or a README line that says "measured in benchmarks/<script>" sends the reader there."""
     texts = [ROOT / "README.md", *sorted((ROOT / "tests").glob("*.py")), *sorted((ROOT / "launcher").rglob("*.py"))]
     named = {m for path in texts for m in re.findall(r"benchmarks/[\w.-]+\.(?:py|sh)", path.read_text())}
     assert named, "the pattern finds the benchmarks the README names"
