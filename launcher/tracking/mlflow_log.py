@@ -22,6 +22,10 @@ PARENT_ENV = "LAUNCHER_MLFLOW_PARENT_RUN_ID"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MAX_PARAM = 6000  # MLflow's longest parameter value
 BATCH = 100  # MLflow's most parameters per request
+METRICS_BATCH = 1000  # and metrics
+# Epochs are sent at most this often (and at the end): one request per epoch to a server on the
+# same machine cost as much CPU as the epoch itself for a small network (benchmarks/logger_overhead.py).
+SEND_EVERY = 1.0  # seconds
 
 
 def tracking_uri(settings: dict[str, Any]) -> str:
@@ -72,7 +76,8 @@ class MlflowWriter(Writer):
         self.uri = tracking_uri(self.settings)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.run_id: str | None = None
-        self.pending: list[Any] = []
+        self.pending: list[Any] = []  # epochs' metrics not sent yet
+        self.sent = 0.0
 
     def start(self, params: dict[str, str], tags: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -91,12 +96,13 @@ class MlflowWriter(Writer):
             self.client.log_batch(self.run_id, params=items[i:i + BATCH])
 
     def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        # Asynchronous: the epoch goes on while MLflow's logging thread sends it.
-        self.pending.append(self.client.log_batch(self.run_id, metrics=_metrics(metrics, epoch), synchronous=False))
+        self.pending += _metrics(metrics, epoch)
+        if time.monotonic() - self.sent >= SEND_EVERY:
+            self._send()
 
     def final(self, metrics: dict[str, float], step: int) -> None:
-        self._wait()
-        self.client.log_batch(self.run_id, metrics=_metrics(metrics, step))
+        self.pending += _metrics(metrics, step)
+        self._send()
 
     def artifacts(self, files: list[Path], model_dir: Path | None) -> None:
         for path in files:
@@ -110,14 +116,16 @@ class MlflowWriter(Writer):
 
     def finish(self, status: str) -> None:
         if self.run_id is not None:
-            self._wait()
+            if self.pending:
+                self._send()
             self.client.set_terminated(self.run_id, status)
             self.run_id = None
 
-    def _wait(self) -> None:
-        for operation in self.pending:
-            operation.wait()
-        self.pending = []
+    def _send(self) -> None:
+        pending, self.pending = self.pending, []
+        for i in range(0, len(pending), METRICS_BATCH):
+            self.client.log_batch(self.run_id, metrics=pending[i:i + METRICS_BATCH])
+        self.sent = time.monotonic()
 
     def _log_model(self, model_dir: Path) -> None:
         """The model directory as a pyfunc model (models-from-code: pyfunc_model.py is stored as
