@@ -17,16 +17,16 @@ SUMMARY="$OUT/gpu_check.txt"
 : > "$SUMMARY"
 say() { echo "$*" | tee -a "$SUMMARY"; }
 
-if ! $PY -c "import torch, lightning, safetensors, hydra, sklearn, optuna, skops" 2>/dev/null; then
+if ! $PY -c "import torch, lightning_fabric, safetensors, hydra, sklearn, optuna, skops" 2>/dev/null; then
     say "installing the project with the torch extra (keeps an installed torch if it fits torch>=2.1,<2.15)"
     timeout 180 $PY -m pip install --quiet -e ".[torch]" 2>&1 | tail -3 || true
 fi
-if ! $PY -c "import torch, lightning" 2>/dev/null; then
-    say "SKIP: torch/lightning are not importable here and could not be installed"
+if ! $PY -c "import torch, lightning_fabric" 2>/dev/null; then
+    say "SKIP: torch/lightning-fabric are not importable here and could not be installed"
     exit 0
 fi
 $PY - <<'PY' | tee -a "$SUMMARY"
-import torch, lightning
+import torch, lightning_fabric as lightning
 print(f"torch {torch.__version__} (CUDA build {torch.version.cuda}), lightning {lightning.__version__}")
 print(f"torch.cuda.is_available() = {torch.cuda.is_available()}")
 if torch.cuda.is_available():

@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
     args = parser.parse_args()
 
-    import lightning
+    import lightning_fabric as lightning
     import torch
 
     from launcher.core.specs import parse_spec
@@ -111,7 +111,7 @@ def main() -> None:
     specs = {"mlp": {"type": "mlp", "hidden_sizes": [128, 64], "dropout": 0.1},
              "cnn": {"type": "cnn", "channels": [32, 64], "kernel_sizes": [3, 3], "hidden_sizes": [128],
                      "dropout": 0.1, "norm": "batch"}}
-    print(f"torch {torch.__version__}, lightning {lightning.__version__}, {args.threads} threads, "
+    print(f"torch {torch.__version__}, lightning-fabric {lightning.__version__}, {args.threads} threads, "
           f"{len(splits.X_train)} training rows, batch {args.batch_size}, "
           f"{-(-len(splits.X_train) // args.batch_size)} steps/epoch")
     short, long_ = 2, args.epochs

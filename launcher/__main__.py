@@ -55,14 +55,16 @@ def _failed(exc: BaseException, line: str, trace: str | None = None) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
+    _record_failure(Path(hc.runtime.output_dir), exc, list(hc.overrides.task))
+    if _multirun() and "OptunaSweeper" in str(hc.sweeper.get("_target_", "")) and not hc.verbose:
+        # The Optuna sweeper records the trial as failed and says so in one console line; its
+        # trial-log callback writes the traceback into the trial's log: nothing more here.
+        raise exc
     _to_log_files(line + ("\n" + trace if trace else ""))
     print(line, file=sys.stderr)
-    _record_failure(Path(hc.runtime.output_dir), exc, list(hc.overrides.task))
     if hc.verbose:  # hydra.verbose=true: the traceback too
         raise exc
     if _multirun():
-        if "OptunaSweeper" in str(hc.sweeper.get("_target_", "")):
-            raise exc  # the Optuna sweeper records the trial as failed, with this error
         return float("nan")  # a grid goes on; launcher.callbacks reports the failures at its end
     sys.exit(getattr(exc, "exit_code", 1))
 

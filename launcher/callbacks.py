@@ -30,6 +30,16 @@ class LauncherCallbacks(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         cli.release_stderr()
         _check_writable(str(config.hydra.sweep.dir), "hydra.sweep.dir")
+        # A data-parallel PyTorch grid outside SLURM is refused here, before its first job (each
+        # job would refuse itself, one after another).
+        from launcher.core.errors import ConfigError
+        from launcher.frameworks.torch.cluster import check_sweep
+
+        try:
+            check_sweep(config)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if "OptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")):

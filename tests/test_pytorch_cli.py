@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("torch")
-pytest.importorskip("lightning")
+pytest.importorskip("lightning_fabric")
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ def splits():
 
 def _pytorch_run(workdir: Path, splits) -> Path:
     pytest.importorskip("torch")
-    pytest.importorskip("lightning")
+    pytest.importorskip("lightning_fabric")
     from launcher.frameworks.torch import TorchAdapter
 
     fit(TorchAdapter(device=CPU, num_threads=1), splits, SPEC, workdir, max_epochs=1)

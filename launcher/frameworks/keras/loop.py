@@ -313,10 +313,10 @@ class Epochs:
 
         def on_recorded(improved: bool, final: bool) -> None:
             if improved:
-                self.best = [np.array(v) for v in self.net.variables]
+                self.best = [v.numpy() for v in self.net.variables]
             if self.checkpoints is not None:
-                state = {"net": [np.array(v) for v in self.net.variables],
-                         "optimizer": [np.array(v) for v in self.optimizer.variables],
+                state = {"net": [v.numpy() for v in self.net.variables],
+                         "optimizer": [v.numpy() for v in self.optimizer.variables],
                          "recorder": self.recorder.state_dict(), "schedule": self.schedule.state_dict()}
                 self.checkpoints.epoch_end(state, self.best if improved else None, row["seconds"], final)
 

@@ -56,7 +56,7 @@ class TorchModel:
 class TorchAdapter(Adapter):
     name = "pytorch"
     module = "torch"
-    packages = ("torch", "lightning", "safetensors")
+    packages = ("torch", "lightning-fabric", "safetensors")
     model_types = NETWORK_TYPES
     trains_in_epochs = True
 
