@@ -13,7 +13,6 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -22,7 +21,7 @@ from typing import Any
 
 from launcher.core.adapter import Adapter
 from launcher.core.errors import ArtifactError
-from launcher.io import sha256, umask, write_json
+from launcher.io import atomic_dir, sha256, write_json
 
 METADATA = "metadata.json"
 FORMAT_VERSION = 1
@@ -94,10 +93,10 @@ def save_ensemble(members: list[tuple[Path, float]], directory: Path, metadata: 
 
 
 def _save_directory(directory: Path, write: Any, files: dict[str, Any] | None, metadata: dict[str, Any]) -> Path:
+    """Write a model directory beside its place and rename it in whole (launcher.io.atomic_dir):
+    a model is complete or absent, and what a killed save left is removed by the next one."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.partial-"))
-    try:
+    with atomic_dir(directory) as tmp:
         write(tmp)
         for name, content in (files or {}).items():
             write_json(tmp / name, content)
@@ -109,13 +108,6 @@ def _save_directory(directory: Path, write: Any, files: dict[str, Any] | None, m
             "checksums": files,
         }
         write_json(tmp / METADATA, meta)
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; a model dir is as readable as any
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 

@@ -138,18 +138,13 @@ def fit_members(members: list[tuple[Trial, float]], exp: Path, inv: Invocation, 
 def save(members: list[tuple[Trial, float]], models: list[Path], exp: Path, task: MLTask) -> Path:
     """<exp>/model: one model, or the ensemble holding copies of its members; renamed into place
     whole, so it is complete or absent."""
-    import os
-    import tempfile
-
     from launcher import artifacts
+    from launcher.io import atomic_dir
 
     target = exp / "model"
-    if target.exists():
-        shutil.rmtree(target)
     if len(members) == 1:
-        tmp = Path(tempfile.mkdtemp(dir=exp, prefix=".model.partial-"))
-        shutil.copytree(models[0], tmp, dirs_exist_ok=True)
-        os.replace(tmp, target)
+        with atomic_dir(target) as tmp:
+            shutil.copytree(models[0], tmp, dirs_exist_ok=True)
     else:
         artifacts.save_ensemble([(d, w) for d, (_, w) in zip(models, members)], target, {
             "task": task.task_type, "metric": task.metric,
