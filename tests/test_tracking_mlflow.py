@@ -179,3 +179,57 @@ def test_an_optuna_sweeps_parent_holds_its_search_space_and_best(client, tmp_pat
         k: json.dumps(v) if not isinstance(v, str) else v for k, v in results["best_params"].items()}
     children = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(int(c.data.tags["trial"]) for c in children) == [0, 1, 2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["sklearn", "pytorch", "tensorflow", "jax"])
+def test_every_logger_records_every_framework_the_same_way(client, tmp_path, framework):
+    model = "logistic_regression" if framework == "sklearn" else "mlp"
+    res = run_cli(f"framework={framework}", f"model={model}", "data=iris", "trainer.max_epochs=2", "device=cpu",
+                  "logger=many", f"logger.mlflow.experiment_name=every-{framework}", "logger.mlflow.log_model=false",
+                  "hydra.run.dir=run", cwd=tmp_path, timeout=600,
+                  env_extra={"MLFLOW_TRACKING_URI": client.tracking_uri, "WANDB_SILENT": "true"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "run"
+    record = json.loads((out / "metrics.json").read_text())
+    got = only_run(client, f"every-{framework}", framework=framework)
+    assert got.data.metrics["test/accuracy"] == pytest.approx(record["test"]["accuracy"])
+    assert "model/metadata.json" in {a.path for a in client.list_artifacts(got.info.run_id, "model")}
+    final = (out / "csv" / "final.csv").read_text()
+    assert f"test/accuracy,{record['test']['accuracy']!r}" in final
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    epochs = [m.step for m in client.get_metric_history(got.info.run_id, "train_loss")]
+    if framework == "sklearn":
+        assert epochs == [] and not (out / "csv" / "epochs.csv").exists()
+    else:  # the trainer core's epochs, the same names whatever the framework
+        assert epochs == [1, 2]
+        assert (out / "csv" / "epochs.csv").read_text().splitlines()[0] == \
+            "epoch,train_loss,val_loss,val_accuracy,lr,seconds"
+
+
+def test_a_robot_experiment_is_a_parent_run_with_its_report_and_model(make_cfg, client, tmp_path, monkeypatch):
+    from launcher.tracking.sweep import log_experiment
+
+    experiment = tmp_path / "experiment"
+    experiment.mkdir()
+    (experiment / "report.md").write_text("# report\nbest: logistic_regression\n")
+    settings = {"experiment_name": "robot"}
+    parent = log_experiment(experiment, settings, plan={"task": "classify iris", "budget": 60}, status="RUNNING")
+    monkeypatch.setenv("LAUNCHER_MLFLOW_PARENT_RUN_ID", parent)  # as the robot starts its trials
+    train(make_cfg("model=logistic_regression", "data=iris", "logger=mlflow", "logger.mlflow.experiment_name=robot"))
+    monkeypatch.delenv("LAUNCHER_MLFLOW_PARENT_RUN_ID")
+    assert log_experiment(experiment, settings, model_dir=tmp_path / "run" / "model", run_id=parent) == parent
+    run = client.get_run(parent)
+    assert run.info.status == "FINISHED" and run.data.params["task"] == "classify iris"
+    assert "report.md" in {a.path for a in client.list_artifacts(parent)}
+    children = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert len(children) == 1 and children[0].data.tags["model"] == "logistic_regression"
+    import mlflow
+    from sklearn.datasets import load_iris
+
+    mlflow.set_tracking_uri(client.tracking_uri)
+    (logged,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                            filter_string=f"source_run_id = '{parent}'", output_format="list")
+    frame = load_iris(as_frame=True).frame.drop(columns="target").head(3)
+    assert list(mlflow.pyfunc.load_model(f"models:/{logged.model_id}").predict(frame)) == ["setosa"] * 3
