@@ -1,5 +1,6 @@
 """logger=mlflow against a real `mlflow server` (SQLite backend, artifacts served by the server),
-started once for the session on a free loopback port and read back with MlflowClient."""
+started once for the session on a free loopback port and read back with MlflowClient. All
+marked slow: the server takes up to a minute to start on a small machine."""
 from __future__ import annotations
 
 import importlib.util
@@ -24,6 +25,7 @@ if importlib.util.find_spec("mlflow") is None:
 
 from mlflow import MlflowClient  # noqa: E402
 
+pytestmark = pytest.mark.slow
 PYTORCH_MLP = ("framework=pytorch", "model=mlp", "data=iris", "trainer.max_epochs=3", "device=cpu")
 
 
@@ -123,7 +125,6 @@ def test_a_run_is_recorded_on_the_server_and_its_model_predicts_in_a_fresh_proce
     assert lines["labels"] == repr(list(expected))
 
 
-@pytest.mark.slow
 def test_an_unreachable_server_fails_before_training_naming_it(tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     res = run_cli("logger=mlflow", "model=logistic_regression", "hydra.run.dir=run", cwd=tmp_path,
@@ -138,9 +139,13 @@ def test_an_unreachable_server_fails_before_training_naming_it(tmp_path):
                   f"logger.mlflow.tracking_uri=http://me:s3cret@127.0.0.1:{uri.rsplit(':', 1)[1]}", cwd=tmp_path)
     assert res.returncode == 2 and f"error: cannot reach the tracking server at {uri} (" in res.stderr
     assert "s3cret" not in res.stderr
+    # a sweep: once, before its first job
+    res = run_cli("-m", "logger=mlflow", "model=logistic_regression", "model.estimator.C=0.1,1",
+                  "hydra.sweep.dir=sweep", cwd=tmp_path, env_extra={"MLFLOW_TRACKING_URI": uri})
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.count("error: cannot reach the tracking server") == 1 and not (tmp_path / "sweep").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_a_sweeps_trials_are_children_of_one_parent_run(client, tmp_path, launcher):
     sweep = tmp_path / "sweep"
@@ -160,7 +165,6 @@ def test_a_sweeps_trials_are_children_of_one_parent_run(client, tmp_path, launch
     assert json.loads((sweep / "mlflow_parent.json").read_text())["run_id"] == parent.info.run_id
 
 
-@pytest.mark.slow
 def test_an_optuna_sweeps_parent_holds_its_search_space_and_best(client, tmp_path):
     sweep = tmp_path / "sweep"
     run(launcher_command(sweep, "logger=mlflow", "logger.mlflow.experiment_name=optuna",
@@ -181,7 +185,6 @@ def test_an_optuna_sweeps_parent_holds_its_search_space_and_best(client, tmp_pat
     assert sorted(int(c.data.tags["trial"]) for c in children) == [0, 1, 2]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["sklearn", "pytorch", "tensorflow", "jax"])
 def test_every_logger_records_every_framework_the_same_way(client, tmp_path, framework):
     model = "logistic_regression" if framework == "sklearn" else "mlp"
