@@ -6,7 +6,6 @@ is recorded as that text, never as the value of the variable.
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -53,13 +52,3 @@ def sweep_job() -> dict[str, str] | None:
     hc = HydraConfig.get()
     return {"trial": str(hc.job.num), "trial.overrides": " ".join(hc.overrides.task),
             "sweep_dir": str(Path(hc.runtime.cwd) / str(hc.sweep.dir))}
-
-
-def secondary_process() -> bool:
-    """One of several processes of a multi-GPU or multi-node run that is not rank 0: the first
-    process alone records the run (the launcher that spawned the others names their rank)."""
-    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JAX_PROCESS_ID"):
-        value = os.environ.get(name, "0")
-        if value.isdigit() and int(value) > 0:
-            return True
-    return False

@@ -5,13 +5,14 @@ import importlib
 import importlib.util
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
 from launcher.core.errors import ConfigError, LauncherError, one_of
-from launcher.tracking.params import flat_params, run_tags, secondary_process
+from launcher.tracking.params import flat_params, run_tags
 from launcher.tracking.writer import Writer
 
 log = logging.getLogger("launcher")
@@ -133,3 +134,13 @@ def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else ""
+
+
+def secondary_process() -> bool:
+    """One of several processes of a multi-GPU or multi-node run that is not rank 0: the first
+    process alone records the run (the launcher that spawned the others names their rank)."""
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JAX_PROCESS_ID"):
+        value = os.environ.get(name, "0")
+        if value.isdigit() and int(value) > 0:
+            return True
+    return False

@@ -40,16 +40,21 @@ class SweepParentRun(Callback):
         if settings is None:
             return
         sweep = Path(str(config.hydra.sweep.dir))
-        try:  # before any job: an unreachable server is one error line here, not one per job
-            self.writer = MlflowWriter(OmegaConf.to_container(settings, resolve=False), sweep)
+        sweeper = config.hydra.sweeper
+        params = {f"sweeper.{k}": v for k, v in flat_params(sweeper).items()}  # as written, unresolved
+        params["overrides"] = " ".join(config.hydra.overrides.task)
+        name = str(sweeper.get("_target_", "")).rsplit(".", 1)[-1] or "sweep"
+        # Before any job: a server that cannot be reached is one error line here, not one per job.
+        try:
+            self.writer = MlflowWriter(OmegaConf.to_container(settings, resolve=True), sweep)
+            self.writer.start(params, {**run_tags(sweeper=name), "launcher.sweep_dir": str(sweep.absolute())})
         except LauncherError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(exc.exit_code)
-        sweeper = config.hydra.sweeper
-        params = {f"sweeper.{k}": v for k, v in flat_params(sweeper).items()}
-        params["overrides"] = " ".join(config.hydra.overrides.task)
-        name = str(sweeper.get("_target_", "")).rsplit(".", 1)[-1] or "sweep"
-        self.writer.start(params, {**run_tags(sweeper=name), "launcher.sweep_dir": str(sweep.absolute())})
+        except Exception as exc:  # noqa: BLE001  the server answered, but not as MLflow should
+            print(f"error: logger=mlflow could not create the sweep's parent run: {type(exc).__name__}: "
+                  f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}", file=sys.stderr)
+            sys.exit(2)
         sweep.mkdir(parents=True, exist_ok=True)
         write_json(sweep / PARENT_FILE, {"run_id": self.writer.run_id, "experiment": self.writer.settings[
             "experiment_name"]})
