@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import zipfile
@@ -75,6 +76,31 @@ def save_model(adapter: Adapter, model, directory: Path, files: dict[str, Any] |
 
 
 ENSEMBLE = "ensemble.json"
+
+
+ENV_INTERPOLATION = re.compile(r"\$\{(oc\.env|env):")
+
+
+def recorded_config(cfg: Any) -> dict[str, Any]:
+    """The composed config as a model's metadata records it: resolved, except that an
+    environment variable's interpolation stays as written (`${oc.env:API_KEY}`), so no secret
+    lands in metadata.json, or in a tracker that uploads it."""
+    from omegaconf import OmegaConf
+
+    def keep_env(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: keep_env(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [keep_env(v) for v in node]
+        if isinstance(node, str) and ENV_INTERPOLATION.search(node):
+            return node.replace("${", "\\${")  # read back as the text itself
+        return node
+
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    try:
+        return OmegaConf.to_container(OmegaConf.create(keep_env(raw)), resolve=True)
+    except Exception:  # an interpolation that resolves only inside its own run: keep it as written
+        return raw
 
 
 def save_ensemble(members: list[tuple[Path, float]], directory: Path, metadata: dict[str, Any]) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_cli
 from launcher.core.errors import ConfigError
 from launcher.pipeline.train import train
 
@@ -188,3 +189,15 @@ def test_wandb_offline_run_is_read_back_from_its_files(make_cfg, tmp_path, monke
     assert summary["test/accuracy"] == pytest.approx(record["test"]["accuracy"])
     assert config["trainer.max_epochs"] == "3" and config["model.name"] == "mlp"
     assert (run_file.parent / "files" / "metrics.json").is_file()
+
+
+def test_no_environment_variable_value_lands_in_a_runs_files(tmp_path):
+    """A config value that reads a variable (`${oc.env:...}`) is recorded as written in the
+    model's metadata (which trackers upload), never as the variable's value."""
+    secret = "sk-test-NEVER-RECORD-0123456789"
+    res = run_cli("+api_key=${oc.env:LAUNCHER_TEST_SECRET}", "logger=csv", "hydra.run.dir=run", cwd=tmp_path,
+                  env_extra={"LAUNCHER_TEST_SECRET": secret})
+    assert res.returncode == 0, res.stderr
+    metadata = (tmp_path / "run" / "model" / "metadata.json").read_text()
+    assert "${oc.env:LAUNCHER_TEST_SECRET}" in metadata
+    assert not [p for p in (tmp_path / "run").rglob("*") if p.is_file() and secret in p.read_text(errors="ignore")]

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from launcher import data as datamod
 from launcher import metrics
-from launcher.artifacts import git_commit, save_model, slurm_job
+from launcher.artifacts import git_commit, recorded_config, save_model, slurm_job
 from launcher.core.errors import ConfigError, Interrupted
 from launcher.core.paths import original_cwd, run_dir
 from launcher.core.trainer import TrainingInterrupted
@@ -245,7 +245,7 @@ def _save(p: Prepared, fitted: Fitted, cfg: DictConfig, out: Path, scores: dict[
                                "target": p.target.to_dict() if p.target else {"task": p.task}},
     }, metadata={
         "task": p.task, "model": p.spec.get("name"),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": recorded_config(cfg),
         "features": {"input_columns": fitted.pre.input_columns, "kinds": fitted.pre.describe(),
                      "n_features": fitted.splits.schema.n_features,
                      "shape": fitted.splits.schema.to_dict()["input_shape"], "excluded": p.dataset.excluded},
