@@ -243,23 +243,15 @@ class AutoML:
         """`path`/model (the final model directory, checksummed, no pickle) and `path`/automl.json.
         `python -m launcher.predict run=<path>` reads it too. An existing saved AutoML at `path`
         is replaced; any other existing folder is refused."""
-        from launcher.io import write_json
+        from launcher.io import atomic_dir, write_json
 
         self._fitted()
         path = Path(path).expanduser().absolute()
         if path.exists() and not (path / SAVED).is_file() and (not path.is_dir() or any(path.iterdir())):
             raise ConfigError(f"{path} exists and is not a saved AutoML; save to a new folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
-        try:
+        with atomic_dir(path) as tmp:
             shutil.copytree(self._source, tmp / "model")
             write_json(tmp / SAVED, self._info)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod
