@@ -34,7 +34,7 @@ def _files(tmp_path: Path) -> None:
 
 
 ONE_LINE = [
-    ("unknown option", ["model=forest"], "Could not find 'model/forest'; Available options in 'model': cnn,"),
+    ("unknown option", ["model=forest"], "Could not find 'model/forest'; Available options in 'model': catboost, cnn,"),
     ("unknown key", ["nonsense=1"], "Could not override 'nonsense'. To append to your config use +nonsense=1"),
     ("csv without path", ["data=csv"], "data=csv needs data.path; add e.g. data.path=churn.csv"),
     ("csv without target", ["data=csv", "data.path=ok.csv"], "data=csv needs data.target"),
