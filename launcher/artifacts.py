@@ -78,7 +78,7 @@ def save_model(adapter: Adapter, model, directory: Path, files: dict[str, Any] |
 ENSEMBLE = "ensemble.json"
 
 
-ENV_INTERPOLATION = re.compile(r"\$\{(oc\.env|env):")
+ENV_INTERPOLATION = re.compile(r"(?<!\\)\$\{(oc\.env|env):")
 
 
 def recorded_config(cfg: Any) -> dict[str, Any]:
@@ -93,7 +93,9 @@ def recorded_config(cfg: Any) -> dict[str, Any]:
         if isinstance(node, list):
             return [keep_env(v) for v in node]
         if isinstance(node, str) and ENV_INTERPOLATION.search(node):
-            return node.replace("${", "\\${")  # read back as the text itself
+            # Read back as the text itself; an already escaped `\${` (user text the robot
+            # wrote literally) stays as it is.
+            return re.sub(r"(?<!\\)\$\{", lambda m: "\\${", node)
         return node
 
     raw = OmegaConf.to_container(cfg, resolve=False)

@@ -106,7 +106,8 @@ TESTED_PRESETS = {
     "cores": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher (a dependency)",
               {"n_jobs": -1, "prefer": "processes"}),
     "slurm": ("hydra_plugins.hydra_submitit_launcher", "pip install 'launcher[slurm]'",
-              {"partition": None, "timeout_min": 60, "gpus_per_task": 0, "cpus_per_task": 4,
+              # one task per device (tasks_per_node: ${device.devices}); GPUs per node, not per task
+              {"partition": None, "timeout_min": 60, "gpus_per_task": None, "cpus_per_task": 4,
                "mem_gb": 16, "account": None, "qos": None, "setup": []}),
     "local_submitit": ("hydra_plugins.hydra_submitit_launcher", "pip install 'launcher[slurm]'",
                        {"timeout_min": 60, "cpus_per_task": 1, "gpus_per_node": 0, "mem_gb": 4}),
