@@ -332,7 +332,7 @@ def test_the_robot_plans_and_runs_lightgbm_and_xgboost_on_a_large_table(tmp_path
     assert set(search["robot_search"]) == {"lightgbm", "xgboost", "logistic_regression"}
     # LightGBM's default is the robot's baseline on a large table (the cheapest boosted trees),
     # printed as its own command; the search's first trials are the other queued starting points.
-    assert "run it: python -m launcher experiment=robot/predict_y model=lightgbm" in res.stdout + res.stderr
+    assert "run it: OMP_NUM_THREADS=1 python -m launcher experiment=robot/predict_y model=lightgbm" in res.stdout + res.stderr
     run = run_cli("-m", "experiment=robot/predict_y", "hparams_search=robot/predict_y", "hydra.sweeper.n_trials=2",
                   "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert run.returncode == 0, run.stderr

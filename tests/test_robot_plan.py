@@ -293,9 +293,9 @@ def test_the_emitted_configs_run_unchanged_and_replanning_never_overwrites(tmp_p
     assert space["hydra"]["sweeper"]["custom_search_space"] == "launcher.robot.space.suggest"
     # plan_only prints both commands: the baseline (the cheapest family's starting point, which
     # the search does not queue again) and the search
-    assert ("run it: python -m launcher experiment=robot/predict_customer_churn model=logistic_regression "
+    assert ("run it: OMP_NUM_THREADS=1 python -m launcher experiment=robot/predict_customer_churn model=logistic_regression "
             "model.estimator.C=1.0 trainer.refit=true save_model=true") in res.stdout
-    assert f"   and: {command}" in res.stdout
+    assert f"   and: OMP_NUM_THREADS=1 {command}" in res.stdout
 
     run = run_cli(*command.split()[3:], "hydra.sweeper.n_trials=2", "save_model=false", "hydra.sweep.dir=sweep",
                   cwd=tmp_path, timeout=300)

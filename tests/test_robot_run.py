@@ -414,7 +414,7 @@ def test_from_the_launchers_own_repository_the_robot_refuses_to_write_into_its_c
                   f"hydra.run.dir={tmp_path / 'exp2'}", cwd=root, module="launcher.robot")
     assert res.returncode == 0, res.stderr
     assert (project / "conf" / "experiment" / "robot" / "predict_customer_churn.yaml").is_file()
-    assert f"run it: cd {project} && python -m launcher" in res.stdout + res.stderr
+    assert f"run it: cd {project} && OMP_NUM_THREADS=1 python -m launcher" in res.stdout + res.stderr
 
 
 def test_an_unwritable_project_is_one_error_line(tmp_path):

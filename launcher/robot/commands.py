@@ -14,8 +14,9 @@ the emitted files and, on the command line, only what belongs to this one invoca
               hydra.run.dir=<experiment>/final/<i>
 
 Everything else (splits, folds, threads per trial, no model per trial) is in the emitted files.
-Each command runs from the project directory (the one whose conf/ holds the files); printed,
-it starts with `cd <project> &&` when that is not the directory the robot was started from.
+Each command runs from the project directory (the one whose conf/ holds the files) with
+OMP_NUM_THREADS=1 (ENV); printed, it says both, starting with `cd <project> &&` when that is not
+the directory the robot was started from.
 Paths are written relative to the project directory when they are inside it.
 """
 from __future__ import annotations
@@ -24,6 +25,11 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+
+# The environment the robot gives its commands, printed with them: the libraries' own thread
+# pools (OpenMP, BLAS) start with one thread before a run applies trainer.num_threads.
+ENV = {"OMP_NUM_THREADS": "1"}
 
 
 @dataclass
@@ -45,7 +51,7 @@ class Invocation:
 
     def shown(self, args: list[str]) -> str:
         """The command as a person types it, from the directory the robot was started in."""
-        text = " ".join(["python -m launcher", *map(shlex.quote, args)])
+        text = " ".join([*(f"{k}={v}" for k, v in ENV.items()), "python -m launcher", *map(shlex.quote, args)])
         if self.project.absolute() != Path.cwd().absolute():
             text = f"cd {shlex.quote(str(self.project))} && {text}"
         return text
@@ -65,7 +71,7 @@ class Invocation:
 
     def final(self, overrides: list[str], run_dir: Path) -> list[str]:
         # A trial's own overrides (its experiment, its parameters), then one fit on every row.
-        again = ("save_model=", "trainer.refit=", "trainer.cv_folds=", "hydra.run.dir=")
+        again = ("save_model=", "trainer.refit=", "trainer.cv_folds=")
         kept = [o for o in overrides if not o.startswith(again)]
         return [*kept, "trainer.cv_folds=null", "trainer.refit=true", "save_model=true",
                 f"hydra.run.dir={self.path(run_dir)}"]

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from launcher.core.errors import LauncherError
 from launcher.robot.budget import POLL, Clock
-from launcher.robot.commands import Invocation
+from launcher.robot.commands import ENV, Invocation
 from launcher.robot.leaderboard import Leaderboard
 
 log = logging.getLogger("launcher")
@@ -34,9 +34,7 @@ class Job:
         self.args, self.log_path = args, log_path
         self.command = inv.shown(args)
         with open(log_path, "a") as output:
-            # One thread per process: the emitted files set trainer.num_threads; this keeps the
-            # libraries' own pools (OpenMP, BLAS) from starting more before the run sets them.
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, **ENV, "PYTHONUNBUFFERED": "1"}  # ENV: printed with the command
             self.proc = subprocess.Popen(inv.argv(args), cwd=inv.project, env=env, stdout=output,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         self.stopped = False
